@@ -1,0 +1,89 @@
+# cnn-design: one environment per framework, the chapter, its tests.
+#   make run [FRAMEWORK=jax]   run the chapter end to end (full training)
+#   make test                  pytest in all four environments + the notebook under nbval
+# Both set up what is missing first.
+
+FRAMEWORKS := pytorch mxnet tensorflow jax
+FRAMEWORK ?= pytorch
+ENVS_DIR ?= .venv
+PYTHON ?= python3
+CHAPTER := chapter_cnn_design/cnn-design
+RECORDED := tests/notebooks
+# A folder (or URL base) holding the four Fashion-MNIST files; empty means the
+# official download location. Defaults to the project's shared mirror when present.
+FASHION_MNIST_MIRROR ?= $(abspath $(wildcard ../shared/data/fashion-mnist))
+export FASHION_MNIST_MIRROR
+
+name_pytorch := PyTorch
+name_mxnet := MXNet
+name_tensorflow := TensorFlow
+name_jax := JAX
+
+env_python = $(ENVS_DIR)/$(1)/bin/python
+stamp = $(ENVS_DIR)/$(1)/.installed
+
+.PHONY: setup run test data ipynb record lock lab clean-envs $(addprefix test-,$(FRAMEWORKS))
+
+setup: $(foreach fw,$(FRAMEWORKS),$(call stamp,$(fw)))
+
+# An environment is rebuilt only when its lock file or the package metadata changes.
+$(ENVS_DIR)/%/.installed: requirements/%.txt pyproject.toml
+	@echo "== creating the $* environment in $(ENVS_DIR)/$*"
+	rm -rf $(ENVS_DIR)/$*
+	$(PYTHON) -m venv $(ENVS_DIR)/$*
+	$(ENVS_DIR)/$*/bin/pip install -q --disable-pip-version-check -r requirements/$*.txt
+	$(ENVS_DIR)/$*/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(ENVS_DIR)/$*/bin/python -m ipykernel install --user --name cnn-design-$* \
+		--display-name "cnn-design ($(name_$*))" > /dev/null
+	touch $@
+
+data: $(call stamp,$(FRAMEWORK))
+	$(call env_python,$(FRAMEWORK)) -m d2lsupport.data
+
+# The chapter end to end in one framework, full budget; results go to results/.
+run: $(call stamp,$(FRAMEWORK)) data
+	mkdir -p results
+	D2L_FRAMEWORK=$(FRAMEWORK) D2L_RUN_LOG=$(CURDIR)/results/runs.jsonl \
+	$(ENVS_DIR)/$(FRAMEWORK)/bin/jupyter nbconvert --to notebook --execute \
+		--ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.kernel_name=python3 \
+		--output-dir results --output cnn-design.$(FRAMEWORK).ipynb $(CHAPTER).ipynb
+	@echo "executed notebook: results/cnn-design.$(FRAMEWORK).ipynb; results: results/runs.jsonl"
+
+test: $(addprefix test-,$(FRAMEWORKS))
+
+# pytest (framework-free tests and this framework's tests), then the chapter under
+# nbval in the small training budget, comparing the recorded deterministic outputs.
+test-%: $(call stamp,%) data
+	cd tests && D2L_FRAMEWORK=$* ../$(call env_python,$*) -m pytest -q -p no:cacheprovider .
+	D2L_FRAMEWORK=$* D2L_SMALL_BUDGET=1 $(call env_python,$*) -m pytest -q -p no:cacheprovider \
+		--nbval-lax --nbval-current-env $(RECORDED)/cnn-design.$*.ipynb
+
+# Regenerate the reader's notebook from the markdown source.
+ipynb: $(call stamp,$(FRAMEWORK))
+	$(call env_python,$(FRAMEWORK)) -m d2lsupport.notebook $(CHAPTER).md $(CHAPTER).ipynb
+
+# Re-record the per-framework outputs nbval compares against (small budget).
+record: setup data ipynb
+	mkdir -p $(RECORDED)
+	for fw in $(FRAMEWORKS); do \
+		D2L_FRAMEWORK=$$fw D2L_SMALL_BUDGET=1 $(ENVS_DIR)/$$fw/bin/jupyter nbconvert \
+			--to notebook --execute --ExecutePreprocessor.kernel_name=python3 \
+			--output-dir $(RECORDED) --output cnn-design.$$fw.ipynb $(CHAPTER).ipynb || exit 1; \
+	done
+
+# Re-resolve the pinned lock files from requirements/*.in (needs the registries).
+lock:
+	for fw in $(FRAMEWORKS); do \
+		rm -rf /tmp/cnn-design-lock && $(PYTHON) -m venv /tmp/cnn-design-lock && \
+		/tmp/cnn-design-lock/bin/pip install -q -r requirements/$$fw.in -r requirements/common.in && \
+		{ echo "# Full lock for the $$fw environment, generated from $$fw.in + common.in by 'make lock'."; \
+		  /tmp/cnn-design-lock/bin/pip freeze | sed 's/+cpu$$//'; } > requirements/$$fw.txt || exit 1; \
+	done
+
+# JupyterLab from the PyTorch environment; all four kernels are registered.
+lab: setup
+	$(call env_python,pytorch) -m pip install -q jupyterlab
+	$(call env_python,pytorch) -m jupyter lab chapter_cnn_design/
+
+clean-envs:
+	rm -rf $(addprefix $(ENVS_DIR)/,$(FRAMEWORKS))

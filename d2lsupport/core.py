@@ -1,0 +1,170 @@
+"""Framework-free helpers shared by the four framework modules."""
+import inspect
+import os
+import platform
+import time
+
+FRAMEWORKS = ('mxnet', 'pytorch', 'tensorflow', 'jax')
+
+
+def add_to_class(Class):
+    """Register the decorated function as a method of `Class`."""
+    def wrapper(obj):
+        setattr(Class, obj.__name__, obj)
+        return obj
+    return wrapper
+
+
+class HyperParameters:
+    """Mixin that stores the caller's ``__init__`` arguments as attributes."""
+
+    def save_hyperparameters(self, ignore=()):
+        frame = inspect.currentframe().f_back
+        _, _, _, local_vars = inspect.getargvalues(frame)
+        self.hparams = {k: v for k, v in local_vars.items()
+                        if k not in set(ignore) | {'self'}
+                        and not k.startswith('_') and k != '__class__'}
+        for k, v in self.hparams.items():
+            setattr(self, k, v)
+
+
+def in_notebook():
+    """True when running inside a Jupyter kernel."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == 'ZMQInteractiveShell'
+
+
+class ProgressBoard:
+    """A live line plot of training curves, redrawn on request.
+
+    In a notebook the figure is shown once and updated in place; elsewhere
+    `show` does nothing and `save` writes the figure to a file.
+    """
+
+    def __init__(self, xlabel='epoch', ylim=(0, 1.5), figsize=(5, 3.2)):
+        self.xlabel, self.ylim, self.figsize = xlabel, ylim, figsize
+        self.lines, self.title, self._handle = {}, '', None
+
+    def draw(self, x, y, label):
+        """Add the point (x, y) to the curve called `label`."""
+        xs, ys = self.lines.setdefault(label, ([], []))
+        xs.append(x)
+        ys.append(y)
+
+    def figure(self):
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(figsize=self.figsize)
+        styles = ('-', '--', '-.', ':')
+        for i, (label, (xs, ys)) in enumerate(self.lines.items()):
+            ax.plot(xs, ys, styles[i % 4], label=label)
+        ax.set_xlabel(self.xlabel)
+        ax.set_ylim(*self.ylim)
+        ax.grid(alpha=0.3)
+        if self.lines:
+            ax.legend(loc='upper right')
+        ax.set_title(self.title, fontsize=9)
+        fig.tight_layout()
+        plt.close(fig)
+        return fig
+
+    def show(self):
+        """Redraw the figure in the notebook output (no-op outside Jupyter)."""
+        if not in_notebook():
+            return
+        from IPython import display
+        fig = self.figure()
+        if self._handle is None:
+            self._handle = display.display(fig, display_id=True)
+        else:
+            self._handle.update(fig)
+
+    def save(self, path):
+        self.figure().savefig(path)
+
+
+class Budget:
+    """How much of the requested training actually runs.
+
+    The test harness sets ``D2L_SMALL_BUDGET=1`` so that notebooks finish in
+    seconds; readers never set it and get the full run.
+    """
+    ENV = 'D2L_SMALL_BUDGET'
+    SMALL = dict(max_epochs=2, train_batches=3, val_batches=2)
+
+    def __init__(self, small=None):
+        if small is None:
+            small = os.environ.get(self.ENV, '') not in ('', '0')
+        self.small = small
+
+    def epochs(self, max_epochs):
+        return min(max_epochs, self.SMALL['max_epochs']) if self.small else max_epochs
+
+    def batches(self, num_batches, train):
+        if not self.small:
+            return num_batches
+        key = 'train_batches' if train else 'val_batches'
+        return min(num_batches, self.SMALL[key])
+
+    def banner(self):
+        s = self.SMALL
+        return (f'SMALL-BUDGET MODE ({self.ENV}=1, set by the test harness): '
+                f'at most {s["max_epochs"]} epochs of {s["train_batches"]} training '
+                f'and {s["val_batches"]} validation batches. These numbers are '
+                'not results; unset the variable for the full run.')
+
+
+def cpu_name():
+    """The processor model, e.g. from /proc/cpuinfo."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info():
+    """A short description of the machine that produced a result."""
+    return {'cpu': cpu_name(), 'cores': os.cpu_count(),
+            'python': platform.python_version(), 'system': platform.system()}
+
+
+class Timer:
+    """Accumulate wall-clock time across start/stop pairs."""
+
+    def __init__(self):
+        self.total = 0.0
+        self._start = None
+
+    def start(self):
+        self._start = time.perf_counter()
+
+    def stop(self):
+        self.total += time.perf_counter() - self._start
+        return self.total
+
+
+class DataModule(HyperParameters):
+    """Base of data modules: subclasses implement `get_dataloader(train)`."""
+
+    def get_dataloader(self, train):
+        raise NotImplementedError
+
+    def train_dataloader(self):
+        return self.get_dataloader(train=True)
+
+    def val_dataloader(self):
+        return self.get_dataloader(train=False)
+
+
+def print_layer_table(rows):
+    """Print one line per (layer name, output shape, parameter count) and the total."""
+    for name, shape, count in rows:
+        print(f'{name:<18} output shape: {str(tuple(shape)):<18} parameters: {count:>9,}')
+    print(f'total parameters: {sum(count for _, _, count in rows):,}')

@@ -1,0 +1,60 @@
+"""Framework-free helpers: classes grown by add_to_class, hyperparameters, budget."""
+import matplotlib
+
+from d2lsupport import core
+
+matplotlib.use('Agg')
+
+
+def test_add_to_class_adds_a_method():
+    class A:
+        pass
+
+    @core.add_to_class(A)
+    def twice(self, x):
+        return 2 * x
+
+    assert A().twice(3) == 6
+
+
+def test_save_hyperparameters_stores_arguments_but_not_ignored_ones():
+    class B(core.HyperParameters):
+        def __init__(self, a, b=2, c=3):
+            self.save_hyperparameters(ignore=['c'])
+
+    b = B(1)
+    assert (b.a, b.b) == (1, 2) and not hasattr(b, 'c')
+    assert b.hparams == {'a': 1, 'b': 2}
+
+
+def test_budget_is_full_unless_the_harness_asks(monkeypatch):
+    monkeypatch.delenv(core.Budget.ENV, raising=False)
+    full = core.Budget()
+    assert not full.small and full.epochs(10) == 10 and full.batches(469, True) == 469
+    monkeypatch.setenv(core.Budget.ENV, '1')
+    small = core.Budget()
+    assert small.small and small.epochs(10) == 2
+    assert small.batches(469, True) == 3 and small.batches(79, False) == 2
+    assert 'SMALL-BUDGET MODE' in small.banner()
+
+
+def test_print_layer_table_totals(capsys):
+    core.print_layer_table([('Conv', (1, 8, 4, 4), 80), ('Dense', (1, 10), 1_210)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].endswith('1,210') and lines[-1] == 'total parameters: 1,290'
+
+
+def test_progress_board_draws_each_curve(tmp_path):
+    board = core.ProgressBoard()
+    for x in range(3):
+        board.draw(x, 0.5 * x, 'train_loss')
+    board.draw(2, 0.9, 'val_acc')
+    ax = board.figure().axes[0]
+    assert [line.get_label() for line in ax.lines] == ['train_loss', 'val_acc']
+    assert list(ax.lines[0].get_ydata()) == [0.0, 0.5, 1.0]
+    board.save(tmp_path / 'board.png')
+    assert (tmp_path / 'board.png').stat().st_size > 0
+
+
+def test_not_in_a_notebook_under_pytest():
+    assert not core.in_notebook()

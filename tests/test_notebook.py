@@ -1,0 +1,66 @@
+"""The chapter's markdown source, its notebook, and the recorded test notebooks agree."""
+import itertools
+
+import nbformat
+import pytest
+
+from d2lsupport import notebook
+from d2lsupport.core import FRAMEWORKS
+
+from conftest import CHAPTER_MD, ROOT
+
+CHAPTER_IPYNB = CHAPTER_MD.with_suffix('.ipynb')
+RECORDED = ROOT / 'tests' / 'notebooks'
+
+
+def test_parse_markdown_splits_code_and_prose():
+    text = ('# Title\n\nSome prose.\n\n```{.python .input .check-output}\n%%tab jax\nx = 1\n```\n\n'
+            '```bash\nmake run\n```\n')
+    cells = notebook.parse_markdown(text)
+    assert [kind for kind, _, _ in cells] == ['markdown', 'code', 'markdown']
+    assert cells[1] == ('code', '%%tab jax\nx = 1', [notebook.CHECK_TAG])
+    assert cells[2][1] == '```bash\nmake run\n```'
+
+
+def test_unterminated_code_cell_is_an_error():
+    with pytest.raises(ValueError, match='unterminated'):
+        notebook.parse_markdown('```{.python .input}\nx = 1\n')
+
+
+def test_committed_notebook_matches_the_markdown():
+    assert CHAPTER_IPYNB.read_text() == notebook.render(CHAPTER_MD), \
+        'cnn-design.ipynb is out of date: run `make ipynb`'
+
+
+def test_committed_notebook_has_no_outputs():
+    nb = nbformat.read(CHAPTER_IPYNB, as_version=4)
+    assert all(not cell.get('outputs') for cell in nb.cells if cell.cell_type == 'code')
+
+
+@pytest.mark.parametrize('framework', FRAMEWORKS)
+def test_recorded_notebook_has_the_chapter_cells(framework):
+    recorded = nbformat.read(RECORDED / f'cnn-design.{framework}.ipynb', as_version=4)
+    chapter = nbformat.read(CHAPTER_IPYNB, as_version=4)
+    assert [c.source for c in recorded.cells] == [c.source for c in chapter.cells], \
+        'recorded outputs are stale: run `make record`'
+    assert [c.metadata.get('tags') for c in recorded.cells] == \
+        [c.metadata.get('tags') for c in chapter.cells]
+
+
+def test_every_code_group_has_all_four_tabs():
+    cells = notebook.parse_markdown(CHAPTER_MD.read_text())
+    groups = itertools.groupby(cells[1:], key=lambda cell: cell[0])
+    for kind, group in groups:
+        if kind != 'code':
+            continue
+        tabs = set()
+        sources = [source for _, source, _ in group]
+        for source in sources:
+            tabs.update(notebook.cell_tabs(source))
+        assert tabs in ({'all'}, set(FRAMEWORKS)), sources[0][:60]
+
+
+def test_tab_code_strips_the_tab_line():
+    sources = notebook.tab_code(CHAPTER_MD, 'pytorch', stop_at='class RegNetX32')
+    assert sources and not any(s.startswith('%%tab') for s in sources)
+    assert any('class AnyNet' in s for s in sources)

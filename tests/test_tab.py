@@ -1,0 +1,44 @@
+"""The %%tab cell magic runs only the selected framework's cells."""
+import pytest
+from IPython.testing.globalipapp import start_ipython
+
+from d2lsupport import tab
+
+
+@pytest.fixture(scope='module')
+def shell():
+    ip = start_ipython()
+    ip.extension_manager.load_extension('d2lsupport.tab')
+    return ip
+
+
+def test_only_selected_tab_runs(shell, capsys):
+    tab.select('jax')
+    shell.run_cell('%%tab pytorch\nran_pytorch = True')
+    shell.run_cell('%%tab jax, mxnet\nran_jax = True')
+    shell.run_cell('%%tab all\nran_all = True')
+    ns = shell.user_ns
+    assert 'ran_pytorch' not in ns and ns['ran_jax'] and ns['ran_all']
+    assert tab.selected('jax') and not tab.selected('pytorch')
+
+
+def test_errors_in_a_tab_cell_propagate(shell):
+    tab.select('mxnet')
+    result = shell.run_cell('%%tab mxnet\n1 / 0')
+    assert isinstance(result.error_in_exec, ZeroDivisionError)
+
+
+def test_environment_variable_selects_the_framework(monkeypatch):
+    monkeypatch.setenv(tab.ENV, 'tensorflow')
+    assert tab.detect() == 'tensorflow'
+    monkeypatch.setenv(tab.ENV, 'caffe')
+    with pytest.raises(ValueError, match='unknown framework'):
+        tab.detect()
+
+
+def test_installed_framework_is_the_default(monkeypatch):
+    monkeypatch.delenv(tab.ENV, raising=False)
+    found = tab.installed()
+    if not found:
+        pytest.skip('no framework installed here')
+    assert tab.detect() in found
