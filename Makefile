@@ -32,7 +32,7 @@ $(ENVS_DIR)/%/.installed: requirements/%.txt pyproject.toml
 	rm -rf $(ENVS_DIR)/$*
 	$(PYTHON) -m venv $(ENVS_DIR)/$*
 	$(ENVS_DIR)/$*/bin/pip install -q --disable-pip-version-check -r requirements/$*.txt
-	$(ENVS_DIR)/$*/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(ENVS_DIR)/$*/bin/pip install -q --disable-pip-version-check --no-deps -e .
 	$(ENVS_DIR)/$*/bin/python -m ipykernel install --user --name cnn-design-$* \
 		--display-name "cnn-design ($(name_$*))" > /dev/null
 	touch $@
@@ -43,11 +43,11 @@ data: $(call stamp,$(FRAMEWORK))
 # The chapter end to end in one framework, full budget; results go to results/.
 run: $(call stamp,$(FRAMEWORK)) data
 	mkdir -p results
-	D2L_FRAMEWORK=$(FRAMEWORK) D2L_RUN_LOG=$(CURDIR)/results/runs.jsonl \
+	D2L_FRAMEWORK=$(FRAMEWORK) D2L_RESULTS_DIR=$(CURDIR)/results \
 	$(ENVS_DIR)/$(FRAMEWORK)/bin/jupyter nbconvert --to notebook --execute \
 		--ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.kernel_name=python3 \
 		--output-dir results --output cnn-design.$(FRAMEWORK).ipynb $(CHAPTER).ipynb
-	@echo "executed notebook: results/cnn-design.$(FRAMEWORK).ipynb; results: results/runs.jsonl"
+	@echo "executed notebook: results/cnn-design.$(FRAMEWORK).ipynb; results: results/*.$(FRAMEWORK).json"
 
 test: $(addprefix test-,$(FRAMEWORKS))
 

@@ -9,11 +9,11 @@ import json
 import os
 import time
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
-from .core import Budget, HyperParameters, ProgressBoard, in_notebook, machine_info
+from .core import FRAMEWORKS, Budget, HyperParameters, ProgressBoard, in_notebook, machine_info
 
-RUN_LOG_ENV = 'D2L_RUN_LOG'
+RESULTS_ENV = 'D2L_RESULTS_DIR'
 
 
 class BaseTrainer(HyperParameters):
@@ -55,11 +55,11 @@ class BaseTrainer(HyperParameters):
             val_loss, val_acc = self._validate()
             self.history.append({'epoch': self.epoch + 1, 'train_loss': train_loss,
                                  'val_loss': val_loss, 'val_acc': val_acc})
-        self.wall_time = time.perf_counter() - start
-        self.train_loss, self.val_loss, self.val_acc = train_loss, val_loss, val_acc
-        self.examples_per_sec = self.num_examples_seen / self.wall_time
+            self.wall_time = time.perf_counter() - start
+            self.train_loss, self.val_loss, self.val_acc = train_loss, val_loss, val_acc
+            self.examples_per_sec = self.num_examples_seen / self.wall_time
+            self._save_results()
         print(self.summary())
-        self._log_run()
 
     def summary(self):
         """One line with the final numbers of the last `fit`."""
@@ -114,18 +114,51 @@ class BaseTrainer(HyperParameters):
         self.board.title = f'{self.framework}: epoch {self.epoch + 1}/{self.epochs}'
         self.board.show()
 
-    def _log_run(self):
-        """Append this run's results to the file named by D2L_RUN_LOG, if set."""
-        path = os.environ.get(RUN_LOG_ENV)
-        if not path:
+    def _save_results(self):
+        """After each epoch, write the run so far to $D2L_RESULTS_DIR, if set.
+
+        The file says how many of the planned epochs are done, so a run cut
+        short still leaves an honest record of the epochs that did run.
+        """
+        folder = os.environ.get(RESULTS_ENV)
+        if not folder:
             return
+        name = type(self.model).__name__.lower()
         record = {'model': type(self.model).__name__, 'framework': self.framework,
-                  'small_budget': self.budget.small, 'epochs': self.epochs,
-                  'batch_size': self.data.batch_size, 'resize': list(self.data.resize),
+                  'complete': len(self.history) == self.max_epochs and not self.budget.small,
+                  'small_budget': self.budget.small, 'epochs_done': len(self.history),
+                  'epochs_planned': self.max_epochs, 'batch_size': self.data.batch_size,
+                  'resize': list(self.data.resize), 'lr': getattr(self.model, 'lr', None),
                   'train_loss': self.train_loss, 'val_loss': self.val_loss,
-                  'val_acc': self.val_acc, 'wall_time_s': self.wall_time,
-                  'examples_per_sec': self.examples_per_sec, 'history': self.history,
-                  'machine': machine_info(),
+                  'val_acc': self.val_acc, 'wall_time_s': round(self.wall_time, 1),
+                  'examples_per_sec': round(self.examples_per_sec, 1),
+                  'history': self.history, 'machine': machine_info(),
                   'date': time.strftime('%Y-%m-%d %H:%M:%S')}
-        with open(path, 'a') as f:
-            f.write(json.dumps(record) + '\n')
+        path = os.path.join(folder, f'{name}.{self.framework}.json')
+        with open(path + '.tmp', 'w') as f:
+            json.dump(record, f, indent=1)
+        os.replace(path + '.tmp', path)
+
+
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'results')
+
+
+def show_results(model='RegNetX32', folder=RESULTS_DIR):
+    """Print the recorded full runs of `model`, one line per framework."""
+    rows = []
+    for fw in FRAMEWORKS:
+        path = os.path.join(folder, f'{model.lower()}.{fw}.json')
+        if os.path.exists(path):
+            with open(path) as f:
+                rows.append(json.load(f))
+    if not rows:
+        print(f'no recorded runs of {model} in {folder}; `make run` records one')
+        return
+    print(f'{"framework":<11}{"epochs":>8}{"train loss":>12}{"val acc":>9}'
+          f'{"time (s)":>10}{"examples/s":>12}  machine')
+    for r in rows:
+        done = f'{r["epochs_done"]}/{r["epochs_planned"]}'
+        note = '' if r['complete'] else '  (incomplete run)'
+        print(f'{r["framework"]:<11}{done:>8}{r["train_loss"]:>12.3f}{r["val_acc"]:>9.3f}'
+              f'{r["wall_time_s"]:>10.0f}{r["examples_per_sec"]:>12.0f}  '
+              f'{r["machine"]["cores"]} cores, {r["machine"]["cpu"]}{note}')
