@@ -41,9 +41,10 @@ data: $(call stamp,$(FRAMEWORK))
 	$(call env_python,$(FRAMEWORK)) -m d2lsupport.data
 
 # The chapter end to end in one framework, full budget; results go to results/.
+# TIME_LIMIT=minutes stops training after the epoch that passes it (recorded as such).
 run: $(call stamp,$(FRAMEWORK)) data
 	mkdir -p results
-	D2L_FRAMEWORK=$(FRAMEWORK) D2L_RESULTS_DIR=$(CURDIR)/results \
+	D2L_FRAMEWORK=$(FRAMEWORK) D2L_RESULTS_DIR=$(CURDIR)/results D2L_TIME_LIMIT=$(TIME_LIMIT) \
 	$(ENVS_DIR)/$(FRAMEWORK)/bin/jupyter nbconvert --to notebook --execute \
 		--ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.kernel_name=python3 \
 		--output-dir results --output cnn-design.$(FRAMEWORK).ipynb $(CHAPTER).ipynb

@@ -90,15 +90,22 @@ class Budget:
     """How much of the requested training actually runs.
 
     The test harness sets ``D2L_SMALL_BUDGET=1`` so that notebooks finish in
-    seconds; readers never set it and get the full run.
+    seconds; readers never set it and get the full run. ``D2L_TIME_LIMIT``
+    (minutes) stops training after the first epoch that ends past the limit.
     """
     ENV = 'D2L_SMALL_BUDGET'
+    TIME_ENV = 'D2L_TIME_LIMIT'
     SMALL = dict(max_epochs=2, train_batches=3, val_batches=2)
 
-    def __init__(self, small=None):
+    def __init__(self, small=None, minutes=None):
         if small is None:
             small = os.environ.get(self.ENV, '') not in ('', '0')
-        self.small = small
+        if minutes is None:
+            minutes = float(os.environ.get(self.TIME_ENV) or 'inf')
+        self.small, self.minutes = small, minutes
+
+    def out_of_time(self, seconds):
+        return seconds > 60 * self.minutes
 
     def epochs(self, max_epochs):
         return min(max_epochs, self.SMALL['max_epochs']) if self.small else max_epochs

@@ -61,6 +61,8 @@ class TabMagics(Magics):
     def tab(self, line, cell):
         names = [name.strip() for name in line.split(',') if name.strip()]
         if 'all' in names or _selected in names:
+            if cell.rstrip().endswith(';'):  # a trailing ';' hides the result, as usual
+                cell += '\npass'
             self.shell.run_cell(cell).raise_error()
 
 

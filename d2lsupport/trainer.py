@@ -59,12 +59,16 @@ class BaseTrainer(HyperParameters):
             self.train_loss, self.val_loss, self.val_acc = train_loss, val_loss, val_acc
             self.examples_per_sec = self.num_examples_seen / self.wall_time
             self._save_results()
+            if self.budget.out_of_time(self.wall_time) and self.epoch + 1 < self.epochs:
+                print(f'Stopped after {self.epoch + 1} of {self.epochs} epochs: the time '
+                      f'limit of {self.budget.minutes:g} min ({Budget.TIME_ENV}) is reached.')
+                break
         print(self.summary())
 
     def summary(self):
         """One line with the final numbers of the last `fit`."""
         return (f'train loss {self.train_loss:.3f}, val loss {self.val_loss:.3f}, '
-                f'val acc {self.val_acc:.3f}; {self.epochs} epochs in '
+                f'val acc {self.val_acc:.3f}; {len(self.history)} epochs in '
                 f'{self.wall_time:.1f} s ({self.examples_per_sec:.0f} examples/s, '
                 f'{self.device_name()})')
 

@@ -42,3 +42,11 @@ def test_installed_framework_is_the_default(monkeypatch):
     if not found:
         pytest.skip('no framework installed here')
     assert tab.detect() in found
+
+
+def test_trailing_semicolon_hides_the_result(shell, capsys):
+    tab.select('pytorch')
+    shell.run_cell('%%tab all\n6 * 7;')
+    assert '42' not in capsys.readouterr().out
+    shell.run_cell('%%tab all\n6 * 7')
+    assert '42' in capsys.readouterr().out

@@ -1,0 +1,191 @@
+"""TensorFlow (Keras 3) versions of the chapter's building blocks.
+
+Import it as ``from d2lsupport import tensorflow as d2l``; the other framework
+modules offer the same names. Images are NHWC (channels last).
+"""
+import tensorflow as tf
+
+from .core import DataModule, HyperParameters, ProgressBoard, add_to_class, print_layer_table
+from .data import FashionMNISTBase
+from .trainer import BaseTrainer
+
+__all__ = ['add_to_class', 'HyperParameters', 'ProgressBoard', 'DataModule', 'Module',
+           'Classifier', 'FashionMNIST', 'Trainer', 'ResNeXtBlock', 'param_count',
+           'cpu', 'gpu', 'num_gpus', 'try_gpu']
+
+
+def cpu():
+    return tf.device('/CPU:0')
+
+
+def gpu(i=0):
+    return tf.device(f'/GPU:{i}')
+
+
+def num_gpus():
+    return len(tf.config.list_physical_devices('GPU'))
+
+
+def try_gpu(i=0):
+    """GPU `i` if it exists, else the CPU."""
+    return gpu(i) if num_gpus() >= i + 1 else cpu()
+
+
+def _num_trainable(layer):
+    return sum(int(tf.size(w)) for w in layer.trainable_weights)
+
+
+def param_count(model, X_shape):
+    """Number of trainable parameters of `model` for inputs of shape `X_shape`."""
+    model(tf.zeros(X_shape), training=False)
+    return _num_trainable(model)
+
+
+class Module(tf.keras.Model, HyperParameters):
+    """A model with its loss and optimizer; subclasses define `self.net`."""
+
+    def __init__(self):
+        super().__init__()
+        del self.loss  # Keras sets `loss = None` for `compile`; use the method below
+
+    def call(self, X, training=None):
+        return self.net(X, training=training)
+
+    def loss(self, Y_hat, Y):
+        raise NotImplementedError
+
+    def configure_optimizers(self):
+        return tf.keras.optimizers.SGD(learning_rate=self.lr)
+
+    def layer_summary(self, X_shape):
+        """Print each top-level layer's output shape and parameter count."""
+        X, rows = tf.zeros(X_shape), []
+        for layer in self.net.layers:
+            X = layer(X, training=False)
+            rows.append((type(layer).__name__, X.shape, _num_trainable(layer)))
+        print_layer_table(rows)
+
+
+class Classifier(Module):
+    """A module whose loss is softmax cross-entropy."""
+
+    def loss(self, Y_hat, Y, averaged=True):
+        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(Y, Y_hat)
+        return tf.reduce_mean(losses) if averaged else tf.reduce_sum(losses)
+
+    def accuracy(self, Y_hat, Y, averaged=True):
+        correct = tf.cast(tf.argmax(Y_hat, axis=1) == Y, tf.float32)
+        return tf.reduce_mean(correct) if averaged else tf.reduce_sum(correct)
+
+
+class FashionMNIST(FashionMNISTBase, DataModule):
+    """Fashion-MNIST as batches of NHWC float tensors in [0, 1]."""
+
+    def get_dataloader(self, train):
+        for X, y in self.batches(train):
+            yield tf.constant(X[..., None]), tf.constant(y)
+
+
+class SplitGroupConv2D(tf.keras.layers.Conv2D):
+    """A grouped Conv2D computed as one plain convolution per group.
+
+    It has the kernel of ``Conv2D(groups=...)`` (same parameters, same Glorot
+    initialization, same outputs); it splits the input channels and the kernel
+    into the groups, convolves each pair and concatenates the results.
+    """
+
+    def convolution_op(self, inputs, kernel):
+        pieces = zip(tf.split(inputs, self.groups, axis=-1),
+                     tf.split(kernel, self.groups, axis=-1))
+        return tf.concat([super(SplitGroupConv2D, self).convolution_op(X, K)
+                          for X, K in pieces], axis=-1)
+
+
+def _batch_norm():
+    """Batch normalization with PyTorch's defaults (running-average momentum 0.1)."""
+    return tf.keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
+
+
+class ResNeXtBlock(tf.keras.layers.Layer):
+    """Bottleneck residual block with a grouped 3x3 convolution.
+
+    `groups` is the group width (channels per group), so the 3x3 convolution
+    has ``bot_channels // groups`` groups. It is a `SplitGroupConv2D`, the
+    fastest formulation measured for a RegNetX32 training step (batch 128,
+    96x96, 2 busy CPU cores, images/s with `tf.function` / with XLA):
+    Keras's native ``Conv2D(groups=...)`` 6 / 5.5, a block-diagonal dense
+    kernel 56 / 38, patches and one einsum 20 / 17, one convolution per group
+    64 / 28.
+    """
+
+    def __init__(self, num_channels, groups, bot_mul, use_1x1conv=False, strides=1):
+        super().__init__()
+        bot_channels = int(round(num_channels * bot_mul))
+        self.conv1 = tf.keras.layers.Conv2D(bot_channels, 1)
+        # Pad 1 pixel on every side as the other frameworks do; Keras's 'same'
+        # would pad only bottom and right for stride 2 and shift the samples.
+        self.pad = tf.keras.layers.ZeroPadding2D(1)
+        self.conv2 = SplitGroupConv2D(bot_channels, 3, strides=strides,
+                                      groups=bot_channels // groups)
+        self.conv3 = tf.keras.layers.Conv2D(num_channels, 1)
+        self.bn1, self.bn2, self.bn3 = _batch_norm(), _batch_norm(), _batch_norm()
+        if use_1x1conv:
+            self.conv4 = tf.keras.layers.Conv2D(num_channels, 1, strides=strides)
+            self.bn4 = _batch_norm()
+        else:
+            self.conv4 = None
+
+    def call(self, X):
+        Y = tf.nn.relu(self.bn1(self.conv1(X)))
+        Y = tf.nn.relu(self.bn2(self.conv2(self.pad(Y))))
+        Y = self.bn3(self.conv3(Y))
+        if self.conv4 is not None:
+            X = self.bn4(self.conv4(X))
+        return tf.nn.relu(Y + X)
+
+
+class Trainer(BaseTrainer):
+    """Training with steps compiled by `tf.function`.
+
+    XLA (``jit_compile=True``) is off by default: it made the RegNetX32 step
+    slower on a CPU (28 instead of 64 images/s, see `ResNeXtBlock`).
+    """
+    framework = 'tensorflow'
+
+    def __init__(self, max_epochs, num_gpus=0, jit_compile=False):
+        super().__init__(max_epochs, num_gpus)
+        self.jit_compile = jit_compile
+        use_gpu = num_gpus and tf.config.list_physical_devices('GPU')
+        self.device_label = 'GPU:0' if use_gpu else 'CPU:0'
+
+    def device_name(self):
+        return self.device_label
+
+    def prepare(self, model, data):
+        X, _ = next(data.train_dataloader())
+        with tf.device(self.device_label):
+            model(X[:1], training=False)
+            self.optim = model.configure_optimizers()
+            self.optim.build(model.trainable_variables)
+        self._train = tf.function(self._train_fn, jit_compile=self.jit_compile)
+        self._eval = tf.function(self._eval_fn, jit_compile=self.jit_compile)
+
+    def _train_fn(self, X, y):
+        with tf.GradientTape() as tape:
+            loss = self.model.loss(self.model(X, training=True), y)
+        params = self.model.trainable_variables
+        self.optim.apply_gradients(zip(tape.gradient(loss, params), params))
+        return loss
+
+    def _eval_fn(self, X, y):
+        Y_hat = self.model(X, training=False)
+        return (self.model.loss(Y_hat, y, averaged=False),
+                self.model.accuracy(Y_hat, y, averaged=False))
+
+    def train_step(self, batch):
+        with tf.device(self.device_label):
+            return self._train(*batch)
+
+    def eval_step(self, batch):
+        with tf.device(self.device_label):
+            return self._eval(*batch)

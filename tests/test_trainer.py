@@ -1,0 +1,94 @@
+"""The framework-free training loop, driven by a stand-in framework."""
+import json
+
+import numpy as np
+import pytest
+
+from d2lsupport import trainer as trainer_lib
+from d2lsupport.core import Budget
+
+
+class CountingData:
+    """Batches of ones; `num_batches` per split."""
+    batch_size, resize = 4, (28, 28)
+
+    def num_batches(self, train):
+        return 5 if train else 2
+
+    def _batches(self):
+        while True:
+            yield np.ones((4, 28, 28), np.float32), np.zeros(4, np.int64)
+
+    train_dataloader = val_dataloader = _batches
+
+
+class Halving(trainer_lib.BaseTrainer):
+    """A 'model' whose loss halves every step and which gets 3 of 4 right."""
+    framework = 'numpy'
+
+    def prepare(self, model, data):
+        self.loss = 2.0
+
+    def train_step(self, batch):
+        self.loss /= 2
+        return self.loss
+
+    def eval_step(self, batch):
+        return self.loss * len(batch[1]), 3.0
+
+
+class Model:
+    lr = 0.1
+
+
+def test_fit_reports_last_epoch(monkeypatch, capsys):
+    monkeypatch.delenv(Budget.ENV, raising=False)
+    t = Halving(max_epochs=3)
+    t.fit(Model(), CountingData())
+    assert [h['epoch'] for h in t.history] == [1, 2, 3]
+    assert t.train_loss == pytest.approx(np.mean([2.0 / 2 ** k for k in range(11, 16)]))
+    assert t.val_acc == 0.75 and t.num_examples_seen == 3 * (5 * 4 + 2 * 4)
+    assert capsys.readouterr().out.strip().endswith(t.summary())
+
+
+def test_results_are_written_after_every_epoch(tmp_path, monkeypatch):
+    monkeypatch.setenv(trainer_lib.RESULTS_ENV, str(tmp_path))
+    monkeypatch.delenv(Budget.ENV, raising=False)
+    Halving(max_epochs=2).fit(Model(), CountingData())
+    record = json.loads((tmp_path / 'model.numpy.json').read_text())
+    assert record['complete'] and record['epochs_done'] == 2
+    assert record['val_acc'] == 0.75 and record['lr'] == 0.1
+    assert len(record['history']) == 2 and record['machine']['cores'] >= 1
+
+
+def test_time_limit_stops_early_and_is_recorded(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(trainer_lib.RESULTS_ENV, str(tmp_path))
+    monkeypatch.setenv(Budget.TIME_ENV, '0')
+    Halving(max_epochs=5).fit(Model(), CountingData())
+    record = json.loads((tmp_path / 'model.numpy.json').read_text())
+    assert not record['complete'] and record['epochs_done'] == 1
+    assert 'Stopped after 1 of 5 epochs' in capsys.readouterr().out
+
+
+def test_small_budget_limits_epochs_and_batches(monkeypatch):
+    monkeypatch.setenv(Budget.ENV, '1')
+    t = Halving(max_epochs=10)
+    t.fit(Model(), CountingData())
+    assert t.epochs == 2 and t.num_examples_seen == 2 * (3 * 4 + 2 * 4)
+
+
+def test_show_results_marks_incomplete_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(trainer_lib.RESULTS_ENV, str(tmp_path))
+    monkeypatch.setenv(Budget.TIME_ENV, '0')
+    t = Halving(max_epochs=5)
+    t.framework = 'jax'
+    t.fit(Model(), CountingData())
+    capsys.readouterr()
+    trainer_lib.show_results('Model', folder=str(tmp_path))
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith('jax') and '1/5' in out[1] and '(incomplete run)' in out[1]
+
+
+def test_show_results_without_records(tmp_path, capsys):
+    trainer_lib.show_results('RegNetX32', folder=str(tmp_path))
+    assert 'no recorded runs' in capsys.readouterr().out
