@@ -22,7 +22,7 @@ name_jax := JAX
 env_python = $(ENVS_DIR)/$(1)/bin/python
 stamp = $(ENVS_DIR)/$(1)/.installed
 
-.PHONY: setup run test data ipynb record lock lab clean-envs $(addprefix test-,$(FRAMEWORKS))
+.PHONY: setup run test data ipynb record lock lab kernels clean-envs $(addprefix test-,$(FRAMEWORKS))
 
 setup: $(foreach fw,$(FRAMEWORKS),$(call stamp,$(fw)))
 
@@ -33,7 +33,7 @@ $(ENVS_DIR)/%/.installed: requirements/%.txt pyproject.toml
 	$(PYTHON) -m venv $(ENVS_DIR)/$*
 	$(ENVS_DIR)/$*/bin/pip install -q --disable-pip-version-check -r requirements/$*.txt
 	$(ENVS_DIR)/$*/bin/pip install -q --disable-pip-version-check --no-deps -e .
-	$(ENVS_DIR)/$*/bin/python -m ipykernel install --user --name cnn-design-$* \
+	$(ENVS_DIR)/$*/bin/python -m ipykernel install --sys-prefix --name cnn-design-$* \
 		--display-name "cnn-design ($(name_$*))" > /dev/null
 	touch $@
 
@@ -81,10 +81,72 @@ lock:
 		  /tmp/cnn-design-lock/bin/pip freeze | sed 's/+cpu$$//'; } > requirements/$$fw.txt || exit 1; \
 	done
 
-# JupyterLab from the PyTorch environment; all four kernels are registered.
+# JupyterLab from the PyTorch environment, offering the four framework kernels.
 lab: setup
 	$(call env_python,pytorch) -m pip install -q jupyterlab
-	$(call env_python,pytorch) -m jupyter lab chapter_cnn_design/
+	JUPYTER_PATH=$(subst $(eval) ,:,$(foreach fw,$(FRAMEWORKS),$(abspath $(ENVS_DIR)/$(fw)/share/jupyter))) \
+		$(call env_python,pytorch) -m jupyter lab chapter_cnn_design/
+
+# Register the four kernels for your own Jupyter (in ~/.local/share/jupyter).
+kernels: setup
+	for fw in $(FRAMEWORKS); do \
+		$(ENVS_DIR)/$$fw/bin/python -m ipykernel install --user --name cnn-design-$$fw \
+			--display-name "cnn-design ($$fw)" || exit 1; \
+	done
 
 clean-envs:
 	rm -rf $(addprefix $(ENVS_DIR)/,$(FRAMEWORKS))
+
+# ---------------------------------------------------------------------------------------
+# The chapter as a d2lbook HTML page (README, "The HTML page").
+#   make html [FULL=1]   _build/html/, each framework's tab evaluated in its environment;
+#                        small training budget unless FULL=1 (the page says which)
+#   make test-html       the browser test of the built page (headless Debian chromium)
+DOCS_ENV := $(ENVS_DIR)/docs
+docs_stamp := $(DOCS_ENV)/.installed
+FULL ?=
+full_flag = $(if $(filter-out 0 no false,$(FULL)),--full)
+
+.PHONY: html test-html lock-docs clean-html
+
+# $(call debian,COMMAND,PACKAGES): install the Debian PACKAGES when COMMAND is missing
+# (as root, with apt-get; otherwise say what to install).
+debian = command -v $(1) >/dev/null || { \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "== installing Debian packages: $(2)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends $(2) >/dev/null; \
+	else echo "error: $(1) is missing; install the Debian packages: $(2)"; exit 1; fi; }
+
+# The docs environment: d2lbook and Sphinx from the pinned lock, MathJax from npm.
+$(docs_stamp): requirements/docs.txt requirements/docs-js/package.json requirements/docs-js/package-lock.json
+	@echo "== creating the docs environment in $(DOCS_ENV)"
+	rm -rf $(DOCS_ENV)
+	$(PYTHON) -m venv $(DOCS_ENV)
+	$(DOCS_ENV)/bin/pip install -q --disable-pip-version-check -r requirements/docs.txt
+	mkdir -p $(DOCS_ENV)/js
+	cp requirements/docs-js/package.json requirements/docs-js/package-lock.json $(DOCS_ENV)/js/
+	cd $(DOCS_ENV)/js && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+html: setup data $(docs_stamp)
+	@$(call debian,pandoc,pandoc)
+	$(DOCS_ENV)/bin/python tools/book.py --envs-dir $(ENVS_DIR) $(full_flag)
+
+# Opens the built page from a local server in headless chromium: every tab, images, math;
+# screenshots go to _build/screenshots/.
+test-html: html
+	@$(call debian,chromium,chromium chromium-driver)
+	@$(call debian,chromedriver,chromium-driver)
+	CNN_DESIGN_HTML_TEST=1 $(DOCS_ENV)/bin/python -m pytest -q -p no:cacheprovider \
+		--confcutdir=tests/html tests/html
+
+lock-docs:
+	rm -rf /tmp/cnn-design-lock && $(PYTHON) -m venv /tmp/cnn-design-lock && \
+	/tmp/cnn-design-lock/bin/pip install -q -r requirements/docs.in && \
+	{ echo "# Full lock for the docs environment, generated from docs.in by 'make lock-docs'."; \
+	  /tmp/cnn-design-lock/bin/pip freeze --all | grep -v -E '^(pip|wheel)=='; } > requirements/docs.txt
+	cd requirements/docs-js && npm install --package-lock-only --ignore-scripts --no-audit --no-fund
+
+clean-html:
+	rm -rf _build

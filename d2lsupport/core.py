@@ -89,9 +89,10 @@ class ProgressBoard:
 class Budget:
     """How much of the requested training actually runs.
 
-    The test harness sets ``D2L_SMALL_BUDGET=1`` so that notebooks finish in
-    seconds; readers never set it and get the full run. ``D2L_TIME_LIMIT``
-    (minutes) stops training after the first epoch that ends past the limit.
+    The test harness (and `make html`, unless FULL=1) sets ``D2L_SMALL_BUDGET=1`` so
+    that notebooks finish in seconds; readers never set it and get the full run.
+    ``D2L_TIME_LIMIT`` (minutes) stops training after the first epoch that ends past
+    the limit.
     """
     ENV = 'D2L_SMALL_BUDGET'
     TIME_ENV = 'D2L_TIME_LIMIT'
@@ -118,7 +119,7 @@ class Budget:
 
     def banner(self):
         s = self.SMALL
-        return (f'SMALL-BUDGET MODE ({self.ENV}=1, set by the test harness): '
+        return (f'SMALL-BUDGET MODE ({self.ENV}=1, set by the tests and by make html): '
                 f'at most {s["max_epochs"]} epochs of {s["train_batches"]} training '
                 f'and {s["val_batches"]} validation batches. These numbers are '
                 'not results; unset the variable for the full run.')

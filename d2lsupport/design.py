@@ -320,6 +320,18 @@ def se_cx(cx, c, c_se):
     return {**pooled, 'h': cx['h'], 'w': cx['w']}
 
 
+def se_width(se_ratio, w_in):
+    """Squeeze channels of an SE unit in a block whose input has w_in
+    channels: round(se_ratio * w_in); 0 (no SE) when se_ratio is 0."""
+    if se_ratio < 0:
+        raise ValueError(f'se_ratio must be >= 0, got {se_ratio}')
+    w_se = int(round(se_ratio * w_in))
+    if se_ratio and not w_se:
+        raise ValueError(f'se_ratio {se_ratio} leaves no squeeze channel for '
+                         f'a block input of {w_in} channels')
+    return w_se
+
+
 def block_cx(cx, w_in, w, group_width, bottleneck, stride, se_ratio=0.0):
     """A ResNeXt block; it has a projection shortcut when it changes the shape."""
     w_b = bottleneck_width(w, bottleneck)
@@ -328,7 +340,7 @@ def block_cx(cx, w_in, w, group_width, bottleneck, stride, se_ratio=0.0):
         cx = {**proj, 'h': cx['h'], 'w': cx['w']}
     cx = bn_cx(conv_cx(cx, w_in, w_b, 1), w_b)
     cx = bn_cx(conv_cx(cx, w_b, w_b, 3, stride, w_b // group_width), w_b)
-    w_se = int(round(se_ratio * w_in))
+    w_se = se_width(se_ratio, w_in)
     if w_se:
         cx = se_cx(cx, w_b, w_se)
     return bn_cx(conv_cx(cx, w_b, w, 1), w)

@@ -13,10 +13,11 @@ from flax import linen as nn
 
 from .core import DataModule, HyperParameters, ProgressBoard, add_to_class, print_layer_table
 from .data import FashionMNISTBase
+from .design import check_config, se_width
 from .trainer import BaseTrainer
 
 __all__ = ['add_to_class', 'HyperParameters', 'ProgressBoard', 'DataModule', 'Module',
-           'Classifier', 'FashionMNIST', 'Trainer', 'ResNeXtBlock', 'param_count',
+           'Classifier', 'FashionMNIST', 'Trainer', 'ResNeXtBlock', 'anynet', 'param_count',
            'cpu', 'gpu', 'num_gpus', 'try_gpu']
 
 _xavier = nn.initializers.xavier_uniform()
@@ -141,17 +142,33 @@ class _GroupedConv3x3(nn.Module):
         return jnp.concatenate(Y, axis=-1) + bias
 
 
+class _SqueezeExcitation(nn.Module):
+    """Squeeze-and-excitation: global average pooling, a 1x1 convolution to
+    `squeeze` channels, ReLU, a 1x1 convolution back, a sigmoid, and the
+    input's channels scaled by the result."""
+    squeeze: int
+
+    @nn.compact
+    def __call__(self, Y):
+        S = nn.relu(_conv(self.squeeze)(Y.mean(axis=(1, 2), keepdims=True)))
+        return Y * nn.sigmoid(_conv(Y.shape[-1])(S))
+
+
 class ResNeXtBlock(nn.Module):
     """Bottleneck residual block with a grouped 3x3 convolution.
 
     `groups` is the group width (channels per group), so the 3x3 convolution
     has ``bot_channels // groups`` groups; see `_GroupedConv3x3` for how it runs.
+    With ``se_ratio > 0`` (RegNetY) a squeeze-and-excitation unit follows the
+    grouped convolution; it squeezes to ``round(se_ratio * c_in)`` channels,
+    c_in being the width of the block input.
     """
     num_channels: int
     groups: int
     bot_mul: float
     use_1x1conv: bool = False
     strides: int = 1
+    se_ratio: float = 0.0
     training: bool = True
 
     @nn.compact
@@ -160,11 +177,49 @@ class ResNeXtBlock(nn.Module):
         Y = nn.relu(_batch_norm(self.training)(_conv(bot_channels)(X)))
         Y = _GroupedConv3x3(bot_channels, self.groups, self.strides)(Y)
         Y = nn.relu(_batch_norm(self.training)(Y))
+        if self.se_ratio:
+            Y = _SqueezeExcitation(se_width(self.se_ratio, X.shape[-1]))(Y)
         Y = _batch_norm(self.training)(_conv(self.num_channels)(Y))
         if self.use_1x1conv:
             X = _conv(self.num_channels, strides=self.strides)(X)
             X = _batch_norm(self.training)(X)
         return nn.relu(Y + X)
+
+
+class _AnyNet(Classifier):
+    """AnyNet from a configuration's stem width and stages; see `anynet`."""
+    stem_width: int
+    stages: tuple
+    se_ratio: float = 0.0
+    num_classes: int = 10
+    lr: float = 0.1
+    training: bool = True
+
+    def setup(self):
+        layers = [nn.Sequential([_conv(self.stem_width, 3, strides=2, padding=1),
+                                 _batch_norm(self.training), nn.relu])]
+        for depth, width, group_width, ratio in self.stages:
+            layers.append(nn.Sequential([
+                ResNeXtBlock(width, group_width, 1 / ratio, use_1x1conv=j == 0,
+                             strides=2 if j == 0 else 1, se_ratio=self.se_ratio,
+                             training=self.training)
+                for j in range(depth)]))
+        layers.append(nn.Sequential([lambda X: X.mean(axis=(1, 2)),
+                                     nn.Dense(self.num_classes, kernel_init=_xavier)]))
+        self.net = nn.Sequential(layers)
+
+
+def anynet(config, num_classes=10, se_ratio=0.0, lr=0.1):
+    """The chapter's AnyNet for a configuration of `d2lsupport.design`.
+
+    Stem (3x3 convolution with stride 2, batch norm, ReLU), one stage of
+    ResNeXt blocks per (depth, width, group width, bottleneck ratio) whose
+    first block halves the resolution, and a head (average pooling, dense
+    layer); a Classifier with learning rate `lr`.
+    """
+    check_config(config)
+    return _AnyNet(config['stem_width'], tuple(tuple(s) for s in config['stages']),
+                   se_ratio, num_classes, lr)
 
 
 def _eval_model(model):

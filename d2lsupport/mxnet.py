@@ -4,17 +4,18 @@ Import it as ``from d2lsupport import mxnet as d2l``; the other framework
 modules offer the same names.
 """
 import mxnet as mx
-from mxnet import autograd, gluon, np, npx
+from mxnet import autograd, gluon, init, np, npx
 from mxnet.gluon import nn
 
 from .core import DataModule, HyperParameters, ProgressBoard, add_to_class, print_layer_table
 from .data import FashionMNISTBase
+from .design import check_config, se_width
 from .trainer import BaseTrainer
 
 npx.set_np()
 
 __all__ = ['add_to_class', 'HyperParameters', 'ProgressBoard', 'DataModule', 'Module',
-           'Classifier', 'FashionMNIST', 'Trainer', 'ResNeXtBlock', 'param_count',
+           'Classifier', 'FashionMNIST', 'Trainer', 'ResNeXtBlock', 'anynet', 'param_count',
            'cpu', 'gpu', 'num_gpus', 'try_gpu']
 
 
@@ -96,6 +97,43 @@ class FashionMNIST(FashionMNISTBase, DataModule):
             yield np.array(X[:, None]), np.array(y)
 
 
+class _SqueezeExcitation(nn.HybridBlock):
+    """Squeeze-and-excitation of Y (with `channels` channels), sized at its first call.
+
+    Global average pooling, a 1x1 convolution to ``se_width(se_ratio, c_in)``
+    channels, ReLU, a 1x1 convolution back, a sigmoid, and Y's channels
+    scaled by the result. c_in is the channel count of the block input X,
+    passed along with Y; the first call must be imperative (not hybridized),
+    as in `param_count`, `layer_summary` and the Trainer, because no shape
+    inference can derive the squeeze width.
+    """
+
+    def __init__(self, channels, se_ratio):
+        super().__init__()
+        self.channels, self.se_ratio, self.squeeze = channels, se_ratio, None
+        with self.name_scope():
+            self.weight1, self.bias1, self.weight2, self.bias2 = (
+                self.params.get(name, init=bias_init, allow_deferred_init=True)
+                for name, bias_init in (('reduce_weight', None), ('reduce_bias', 'zeros'),
+                                        ('expand_weight', None), ('expand_bias', 'zeros')))
+
+    def infer_shape(self, Y, X):
+        c, self.squeeze = self.channels, se_width(self.se_ratio, X.shape[1])
+        shapes = ((self.squeeze, c, 1, 1), (self.squeeze,), (c, self.squeeze, 1, 1), (c,))
+        for p, shape in zip((self.weight1, self.bias1, self.weight2, self.bias2), shapes):
+            p.shape = shape
+
+    def hybrid_forward(self, F, Y, X, weight1, bias1, weight2, bias2):
+        if self.squeeze is None:
+            raise RuntimeError('squeeze-and-excitation learns its width at the first '
+                               'call; call the network once before hybridize()')
+        S = Y.mean(axis=(2, 3), keepdims=True)
+        S = F.npx.relu(F.npx.convolution(S, weight1, bias1, kernel=(1, 1),
+                                         num_filter=self.squeeze))
+        S = F.npx.convolution(S, weight2, bias2, kernel=(1, 1), num_filter=self.channels)
+        return Y * F.npx.sigmoid(S)
+
+
 class ResNeXtBlock(nn.HybridBlock):
     """Bottleneck residual block with a grouped 3x3 convolution.
 
@@ -105,10 +143,14 @@ class ResNeXtBlock(nn.HybridBlock):
     training step (batch 128, 96x96) ran at 100 images per CPU-second
     hybridized (80-87 imperative), against 68-80 for a dense 3x3 convolution
     with a block-diagonal weight built from the grouped one, and 35-38 for
-    one convolution per group on split channels.
+    one convolution per group on split channels. With ``se_ratio > 0``
+    (RegNetY) a squeeze-and-excitation unit follows the grouped convolution;
+    it squeezes to ``round(se_ratio * c_in)`` channels, c_in being the width
+    of the block input, read at the first call.
     """
 
-    def __init__(self, num_channels, groups, bot_mul, use_1x1conv=False, strides=1):
+    def __init__(self, num_channels, groups, bot_mul, use_1x1conv=False, strides=1,
+                 se_ratio=0.0):
         super().__init__()
         bot_channels = int(round(num_channels * bot_mul))
         self.conv1 = nn.Conv2D(bot_channels, kernel_size=1)
@@ -116,6 +158,7 @@ class ResNeXtBlock(nn.HybridBlock):
                                padding=1, groups=bot_channels // groups)
         self.conv3 = nn.Conv2D(num_channels, kernel_size=1)
         self.bn1, self.bn2, self.bn3 = nn.BatchNorm(), nn.BatchNorm(), nn.BatchNorm()
+        self.se = _SqueezeExcitation(bot_channels, se_ratio) if se_ratio else None
         if use_1x1conv:
             self.conv4 = nn.Conv2D(num_channels, kernel_size=1, strides=strides)
             self.bn4 = nn.BatchNorm()
@@ -125,10 +168,41 @@ class ResNeXtBlock(nn.HybridBlock):
     def hybrid_forward(self, F, X):
         Y = F.npx.relu(self.bn1(self.conv1(X)))
         Y = F.npx.relu(self.bn2(self.conv2(Y)))
+        if self.se is not None:
+            Y = self.se(Y, X)
         Y = self.bn3(self.conv3(Y))
         if self.conv4 is not None:
             X = self.bn4(self.conv4(X))
         return F.npx.relu(Y + X)
+
+
+def anynet(config, num_classes=10, se_ratio=0.0, lr=0.1):
+    """The chapter's AnyNet for a configuration of `d2lsupport.design`.
+
+    Stem (3x3 convolution with stride 2, batch norm, ReLU), one stage of
+    ResNeXt blocks per (depth, width, group width, bottleneck ratio) whose
+    first block halves the resolution, and a head (average pooling, dense
+    layer); a Classifier with learning rate `lr`, initialized with Xavier.
+    """
+    check_config(config)
+    net = nn.HybridSequential()
+    stem = nn.HybridSequential()
+    stem.add(nn.Conv2D(config['stem_width'], kernel_size=3, padding=1, strides=2),
+             nn.BatchNorm(), nn.Activation('relu'))
+    net.add(stem)
+    for depth, width, group_width, ratio in config['stages']:
+        stage = nn.HybridSequential()
+        for j in range(depth):
+            stage.add(ResNeXtBlock(width, group_width, 1 / ratio, use_1x1conv=j == 0,
+                                   strides=2 if j == 0 else 1, se_ratio=se_ratio))
+        net.add(stage)
+    head = nn.HybridSequential()
+    head.add(nn.GlobalAvgPool2D(), nn.Dense(num_classes))
+    net.add(head)
+    model = Classifier()
+    model.net, model.lr = net, lr
+    model.net.initialize(init.Xavier())
+    return model
 
 
 class Trainer(BaseTrainer):

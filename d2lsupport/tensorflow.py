@@ -7,10 +7,11 @@ import tensorflow as tf
 
 from .core import DataModule, HyperParameters, ProgressBoard, add_to_class, print_layer_table
 from .data import FashionMNISTBase
+from .design import check_config, se_width
 from .trainer import BaseTrainer
 
 __all__ = ['add_to_class', 'HyperParameters', 'ProgressBoard', 'DataModule', 'Module',
-           'Classifier', 'FashionMNIST', 'Trainer', 'ResNeXtBlock', 'param_count',
+           'Classifier', 'FashionMNIST', 'Trainer', 'ResNeXtBlock', 'anynet', 'param_count',
            'cpu', 'gpu', 'num_gpus', 'try_gpu']
 
 
@@ -106,6 +107,20 @@ def _batch_norm():
     return tf.keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
 
 
+class _SqueezeExcitation(tf.keras.layers.Layer):
+    """Squeeze-and-excitation: global average pooling, a 1x1 convolution to
+    `squeeze` channels, ReLU, a 1x1 convolution back to `channels`, a sigmoid,
+    and the input's channels scaled by the result."""
+
+    def __init__(self, channels, squeeze):
+        super().__init__(name='squeeze_excitation')
+        self.reduce = tf.keras.layers.Conv2D(squeeze, 1, activation='relu')
+        self.expand = tf.keras.layers.Conv2D(channels, 1, activation='sigmoid')
+
+    def call(self, Y):
+        return Y * self.expand(self.reduce(tf.reduce_mean(Y, axis=(1, 2), keepdims=True)))
+
+
 class ResNeXtBlock(tf.keras.layers.Layer):
     """Bottleneck residual block with a grouped 3x3 convolution.
 
@@ -115,18 +130,22 @@ class ResNeXtBlock(tf.keras.layers.Layer):
     96x96, 2 busy CPU cores, images/s with `tf.function` / with XLA):
     Keras's native ``Conv2D(groups=...)`` 6 / 5.5, a block-diagonal dense
     kernel 56 / 38, patches and one einsum 20 / 17, one convolution per group
-    64 / 28.
+    64 / 28. With ``se_ratio > 0`` (RegNetY) a squeeze-and-excitation unit
+    follows the grouped convolution; it squeezes to ``round(se_ratio * c_in)``
+    channels, c_in being the width of the block input, so `build` creates it.
     """
 
-    def __init__(self, num_channels, groups, bot_mul, use_1x1conv=False, strides=1):
+    def __init__(self, num_channels, groups, bot_mul, use_1x1conv=False, strides=1,
+                 se_ratio=0.0):
         super().__init__()
-        bot_channels = int(round(num_channels * bot_mul))
-        self.conv1 = tf.keras.layers.Conv2D(bot_channels, 1)
+        self.bot_channels = int(round(num_channels * bot_mul))
+        self.se_ratio, self.se = se_ratio, None
+        self.conv1 = tf.keras.layers.Conv2D(self.bot_channels, 1)
         # Pad 1 pixel on every side as the other frameworks do; Keras's 'same'
         # would pad only bottom and right for stride 2 and shift the samples.
         self.pad = tf.keras.layers.ZeroPadding2D(1)
-        self.conv2 = SplitGroupConv2D(bot_channels, 3, strides=strides,
-                                      groups=bot_channels // groups)
+        self.conv2 = SplitGroupConv2D(self.bot_channels, 3, strides=strides,
+                                      groups=self.bot_channels // groups)
         self.conv3 = tf.keras.layers.Conv2D(num_channels, 1)
         self.bn1, self.bn2, self.bn3 = _batch_norm(), _batch_norm(), _batch_norm()
         if use_1x1conv:
@@ -135,13 +154,45 @@ class ResNeXtBlock(tf.keras.layers.Layer):
         else:
             self.conv4 = None
 
+    def build(self, input_shape):
+        if self.se_ratio:
+            self.se = _SqueezeExcitation(self.bot_channels,
+                                         se_width(self.se_ratio, input_shape[-1]))
+
     def call(self, X):
         Y = tf.nn.relu(self.bn1(self.conv1(X)))
         Y = tf.nn.relu(self.bn2(self.conv2(self.pad(Y))))
+        if self.se is not None:
+            Y = self.se(Y)
         Y = self.bn3(self.conv3(Y))
         if self.conv4 is not None:
             X = self.bn4(self.conv4(X))
         return tf.nn.relu(Y + X)
+
+
+def anynet(config, num_classes=10, se_ratio=0.0, lr=0.1):
+    """The chapter's AnyNet for a configuration of `d2lsupport.design`.
+
+    Stem (3x3 convolution with stride 2, batch norm, ReLU), one stage of
+    ResNeXt blocks per (depth, width, group width, bottleneck ratio) whose
+    first block halves the resolution, and a head (average pooling, dense
+    layer); a Classifier with learning rate `lr`.
+    """
+    check_config(config)
+    layers = [tf.keras.models.Sequential([
+        tf.keras.layers.ZeroPadding2D(padding=1),
+        tf.keras.layers.Conv2D(config['stem_width'], kernel_size=3, strides=2),
+        _batch_norm(), tf.keras.layers.Activation('relu')])]
+    for depth, width, group_width, ratio in config['stages']:
+        layers.append(tf.keras.models.Sequential([
+            ResNeXtBlock(width, group_width, 1 / ratio, use_1x1conv=j == 0,
+                         strides=2 if j == 0 else 1, se_ratio=se_ratio)
+            for j in range(depth)]))
+    layers.append(tf.keras.models.Sequential([
+        tf.keras.layers.GlobalAvgPool2D(), tf.keras.layers.Dense(num_classes)]))
+    model = Classifier()
+    model.net, model.lr = tf.keras.models.Sequential(layers), lr
+    return model
 
 
 class Trainer(BaseTrainer):

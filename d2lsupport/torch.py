@@ -3,17 +3,21 @@
 Import it as ``from d2lsupport import torch as d2l``; the other framework
 modules offer the same names.
 """
+import math
+
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from .core import DataModule, HyperParameters, ProgressBoard, add_to_class, print_layer_table
 from .data import FashionMNISTBase
+from .design import check_config, se_width
 from .trainer import BaseTrainer
 
 __all__ = ['add_to_class', 'HyperParameters', 'ProgressBoard', 'DataModule', 'Module',
-           'Classifier', 'FashionMNIST', 'Trainer', 'ResNeXtBlock', 'init_cnn',
-           'param_count', 'cpu', 'gpu', 'num_gpus', 'try_gpu']
+           'Classifier', 'FashionMNIST', 'Trainer', 'ResNeXtBlock', 'anynet', 'fit_briefly',
+           'init_cnn', 'param_count', 'cpu', 'gpu', 'num_gpus', 'try_gpu']
 
 
 def cpu():
@@ -43,7 +47,10 @@ def init_cnn(module):
         return
     if isinstance(module, nn.modules.lazy.LazyModuleMixin) and \
             module.has_uninitialized_params():
-        module.register_forward_pre_hook(lambda m, args: init_cnn(m))
+        def init_once(m, args):
+            handle.remove()
+            init_cnn(m)
+        handle = module.register_forward_pre_hook(init_once)
         return
     nn.init.xavier_uniform_(module.weight)
     if module.bias is not None:
@@ -113,16 +120,56 @@ class FashionMNIST(FashionMNISTBase, DataModule):
             yield torch.from_numpy(X).unsqueeze(1), torch.from_numpy(y)
 
 
+class _SqueezeExcitation(nn.modules.lazy.LazyModuleMixin, nn.Module):
+    """Squeeze-and-excitation of Y, sized at its first call.
+
+    Global average pooling, a 1x1 convolution to ``se_width(se_ratio, c_in)``
+    channels, ReLU, a 1x1 convolution back, a sigmoid, and Y's channels
+    scaled by the result. c_in is the channel count of the block input X,
+    which the caller passes along with Y: in a block of lazy layers it is
+    known only then.
+    """
+
+    def __init__(self, se_ratio):
+        super().__init__()
+        self.se_ratio = se_ratio
+        self.weight1, self.bias1, self.weight2, self.bias2 = (
+            nn.UninitializedParameter() for _ in range(4))
+
+    def initialize_parameters(self, Y, X):
+        if not self.has_uninitialized_params():
+            return
+        c, c_se = Y.shape[1], se_width(self.se_ratio, X.shape[1])
+        shapes = ((c_se, c, 1, 1), (c_se,), (c, c_se, 1, 1), (c,))
+        with torch.no_grad():
+            for p, shape in zip((self.weight1, self.bias1, self.weight2, self.bias2), shapes):
+                p.materialize(shape, device=Y.device, dtype=Y.dtype)
+            for weight, bias in ((self.weight1, self.bias1), (self.weight2, self.bias2)):
+                nn.init.xavier_uniform_(weight)  # as init_cnn does for convolutions
+                nn.init.zeros_(bias)
+
+    def extra_repr(self):
+        return f'se_ratio={self.se_ratio}'
+
+    def forward(self, Y, X):
+        S = F.relu(F.conv2d(Y.mean(dim=(2, 3), keepdim=True), self.weight1, self.bias1))
+        return Y * torch.sigmoid(F.conv2d(S, self.weight2, self.bias2))
+
+
 class ResNeXtBlock(nn.Module):
     """Bottleneck residual block with a grouped 3x3 convolution.
 
     `groups` is the group width (channels per group), so the 3x3 convolution
     has ``bot_channels // groups`` groups. PyTorch's native grouped convolution
     is the fastest formulation measured on a CPU here (with channels-last
-    memory format, which the Trainer switches on).
+    memory format, which the Trainer switches on). With ``se_ratio > 0``
+    (RegNetY) a squeeze-and-excitation unit follows the grouped convolution;
+    it squeezes to ``round(se_ratio * c_in)`` channels, c_in being the width
+    of the block input, which the lazy unit reads at the first call.
     """
 
-    def __init__(self, num_channels, groups, bot_mul, use_1x1conv=False, strides=1):
+    def __init__(self, num_channels, groups, bot_mul, use_1x1conv=False, strides=1,
+                 se_ratio=0.0):
         super().__init__()
         bot_channels = int(round(num_channels * bot_mul))
         self.conv1 = nn.LazyConv2d(bot_channels, kernel_size=1)
@@ -130,6 +177,7 @@ class ResNeXtBlock(nn.Module):
                                    padding=1, groups=bot_channels // groups)
         self.conv3 = nn.LazyConv2d(num_channels, kernel_size=1)
         self.bn1, self.bn2, self.bn3 = (nn.LazyBatchNorm2d() for _ in range(3))
+        self.se = _SqueezeExcitation(se_ratio) if se_ratio else None
         if use_1x1conv:
             self.conv4 = nn.LazyConv2d(num_channels, kernel_size=1, stride=strides)
             self.bn4 = nn.LazyBatchNorm2d()
@@ -139,10 +187,94 @@ class ResNeXtBlock(nn.Module):
     def forward(self, X):
         Y = F.relu(self.bn1(self.conv1(X)))
         Y = F.relu(self.bn2(self.conv2(Y)))
+        if self.se is not None:
+            Y = self.se(Y, X)
         Y = self.bn3(self.conv3(Y))
         if self.conv4 is not None:
             X = self.bn4(self.conv4(X))
         return F.relu(Y + X)
+
+
+def anynet(config, num_classes=10, se_ratio=0.0, lr=0.1):
+    """The chapter's AnyNet for a configuration of `d2lsupport.design`.
+
+    Stem (3x3 convolution with stride 2, batch norm, ReLU), one stage of
+    ResNeXt blocks per (depth, width, group width, bottleneck ratio) whose
+    first block halves the resolution, and a head (average pooling, dense
+    layer); a Classifier with learning rate `lr`.
+    """
+    check_config(config)
+    net = nn.Sequential()
+    net.add_module('stem', nn.Sequential(
+        nn.LazyConv2d(config['stem_width'], kernel_size=3, stride=2, padding=1),
+        nn.LazyBatchNorm2d(), nn.ReLU()))
+    for i, (depth, width, group_width, ratio) in enumerate(config['stages']):
+        net.add_module(f'stage{i + 1}', nn.Sequential(*(
+            ResNeXtBlock(width, group_width, 1 / ratio, use_1x1conv=j == 0,
+                         strides=2 if j == 0 else 1, se_ratio=se_ratio)
+            for j in range(depth))))
+    net.add_module('head', nn.Sequential(
+        nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.LazyLinear(num_classes)))
+    model = Classifier()
+    model.net, model.lr = net, lr
+    model.net.apply(init_cnn)
+    return model
+
+
+def _image_batch(images, idx):
+    """uint8 images [N, H, W] at `idx` (indices or a slice) as a float NCHW
+    channels-last batch in [0, 1]."""
+    X = torch.from_numpy(images[idx]).unsqueeze(1).float().div_(255)
+    return X.contiguous(memory_format=torch.channels_last)
+
+
+def fit_briefly(model, train, val, epochs=1, batch_size=128, lr=0.1, max_batches=None,
+                seed=0):
+    """Train `model` on a short fixed budget; return (mean training loss of the
+    last epoch, validation accuracy).
+
+    `train` and `val` are pairs of numpy arrays: uint8 images [N, H, W] and
+    int64 labels [N]. SGD with Nesterov momentum 0.9 and weight decay 5e-5,
+    the learning rate decaying from `lr` to 0 along a cosine over all steps,
+    and minibatches in an order drawn from `seed`. `max_batches` caps the
+    batches of an epoch. The CPU runs channels-last (faster for these
+    networks, as for the Trainer).
+    """
+    images, labels = train
+    steps = -(-len(labels) // batch_size)
+    if max_batches:
+        steps = min(steps, max_batches)
+    param_count(model, (1, 1, *images.shape[1:]))  # materialize the lazy layers
+    model.to(memory_format=torch.channels_last)
+    optim = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True,
+                            weight_decay=5e-5)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optim, lambda step: 0.5 * (1 + math.cos(math.pi * step / (epochs * steps))))
+    rng = np.random.default_rng(seed)
+    model.train()
+    for _ in range(epochs):
+        order, losses = rng.permutation(len(labels)), []
+        for i in range(steps):
+            idx = order[i * batch_size:(i + 1) * batch_size]
+            loss = model.loss(model(_image_batch(images, idx)), torch.from_numpy(labels[idx]))
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+            schedule.step()
+            losses.append(loss.item())
+    return sum(losses) / len(losses), _accuracy(model, *val)
+
+
+def _accuracy(model, images, labels, batch_size=1000):
+    """The fraction of `images` that `model` classifies as `labels`."""
+    model.eval()
+    correct = 0.0
+    with torch.no_grad():
+        for start in range(0, len(labels), batch_size):
+            idx = slice(start, start + batch_size)
+            Y_hat = model(_image_batch(images, idx))
+            correct += float(model.accuracy(Y_hat, torch.from_numpy(labels[idx]), False))
+    return correct / len(labels)
 
 
 class Trainer(BaseTrainer):

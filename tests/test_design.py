@@ -218,3 +218,12 @@ def test_cli_errors(args, code):
     out = run_cli(*args)
     assert out.returncode == code and out.stdout == ''
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_se_width_rounds_a_share_of_the_block_input():
+    assert design.se_width(0.25, 80) == 20 and design.se_width(0.25, 6) == 2
+    assert design.se_width(0.0, 80) == 0
+    with pytest.raises(ValueError, match='no squeeze channel'):
+        complexity(TINY, se_ratio=0.01)
+    with pytest.raises(ValueError, match='>= 0'):
+        design.se_width(-0.25, 80)

@@ -62,12 +62,52 @@ def test_anynet_parameters_match_the_complexity_formula(chapter, d2l, framework,
         assert d2l.param_count(model, image_shape(framework, 2, 28)) == expected, config
 
 
+@pytest.mark.parametrize('space', ['A', 'E', 'RegNetX'])
+@pytest.mark.parametrize('se_ratio', [0.0, 0.25])
+def test_library_anynet_matches_the_complexity_formula(d2l, framework, space, se_ratio):
+    rng = np.random.default_rng(11)
+    for _ in range(2):
+        config = design.sample_config(space, rng)
+        expected = design.complexity(config, se_ratio=se_ratio)['params']
+        model = d2l.anynet(config, se_ratio=se_ratio)
+        assert d2l.param_count(model, image_shape(framework, 2, 28)) == expected, config
+
+
+def test_regnety_squeezes_a_quarter_of_each_block_input(d2l, framework):
+    # RegNetX32 with SE: the first block of each stage squeezes its input
+    # width (32, then 32) and the others their own width (32, then 80).
+    config = {'stem_width': 32, 'stages': [(4, 32, 16, 1), (6, 80, 16, 1)]}
+    se_params = 4 * (32 * 8 + 8 + 8 * 32 + 32) + (80 * 8 + 8 + 8 * 80 + 80) \
+        + 5 * (80 * 20 + 20 + 20 * 80 + 80)
+    assert design.complexity(config, image_size=96, se_ratio=0.25)['params'] \
+        == 179_290 + se_params == 199_366
+    model = d2l.anynet(config, se_ratio=0.25)
+    assert d2l.param_count(model, image_shape(framework, 1, 96)) == 199_366
+
+
+def test_too_small_se_ratio_is_an_error(d2l, framework):
+    model = d2l.anynet({'stem_width': 8, 'stages': [(1, 8, 8, 1)]}, se_ratio=0.01)
+    with pytest.raises(ValueError, match='no squeeze channel'):
+        d2l.param_count(model, image_shape(framework, 1, 28))
+
+
+def test_library_anynet_has_the_layers_of_the_chapters(chapter, d2l, framework, capsys):
+    config = {'stem_width': 16, 'stages': [(1, 16, 8, 2), (2, 32, 8, 2)]}
+    arch = tuple((d, w, g, 1 / b) for d, w, g, b in config['stages'])
+    shape = image_shape(framework, 2, 28)
+    make_model(chapter, framework, 'AnyNet', arch, 16).layer_summary(shape)
+    from_chapter = capsys.readouterr().out
+    model = d2l.anynet(config)
+    (model.clone(training=False) if framework == 'jax' else model).layer_summary(shape)
+    assert capsys.readouterr().out == from_chapter
+
+
 def test_fashion_mnist_batches_have_the_framework_layout(d2l, framework, mirror):
     data = d2l.FashionMNIST(batch_size=32, resize=(32, 32))
     X, y = next(data.train_dataloader())
     assert tuple(X.shape) == image_shape(framework, 32, 32)
     assert tuple(y.shape) == (32,)
-    values = np.asarray(X)
+    values = X.asnumpy() if hasattr(X, 'asnumpy') else np.asarray(X)
     assert values.dtype == np.float32 and 0 <= values.min() and values.max() <= 1
     assert data.num_batches(train=False) == math.ceil(10_000 / 32)
 
@@ -84,3 +124,36 @@ def test_trainer_small_budget_trains_and_reports(chapter, d2l, framework, mirror
     assert trainer.epochs == 2 and len(trainer.history) == 2
     assert math.isfinite(trainer.train_loss) and 0 <= trainer.val_acc <= 1
     assert trainer.summary() in out
+
+
+def test_training_steps_reduce_the_loss(chapter, d2l, framework, mirror, monkeypatch):
+    monkeypatch.delenv('D2L_SMALL_BUDGET', raising=False)
+    model = chapter['AnyNet'](((1, 16, 8, 1), (1, 32, 8, 1)), 16, lr=0.1)
+    data = d2l.FashionMNIST(batch_size=64, resize=(28, 28))
+    trainer = d2l.Trainer(max_epochs=1)
+    trainer.model, trainer.data = model, data
+    trainer.prepare(model, data)
+    batches = data.train_dataloader()
+    losses = [float(trainer.train_step(next(batches))) for _ in range(60)]
+    assert np.mean(losses[-10:]) < 0.75 * np.mean(losses[:3]), losses
+
+
+def test_parameters_change_only_by_training(chapter, d2l, framework):
+    """A forward pass must not reset or move the weights (e.g. a stray init hook)."""
+    model = make_model(chapter, framework, 'AnyNet', ((1, 16, 8, 1),), 8)
+    if framework == 'jax':
+        pytest.skip('Flax parameters live outside the model')
+    shape = image_shape(framework, 2, 28)
+    d2l.param_count(model, shape)
+    before = [np.array(w, copy=True) for w in _weights(model, framework)]
+    d2l.param_count(model, shape)
+    after = _weights(model, framework)
+    assert all(np.array_equal(a, np.asarray(b)) for a, b in zip(before, after))
+
+
+def _weights(model, framework):
+    if framework == 'pytorch':
+        return [p.detach().numpy() for p in model.parameters()]
+    if framework == 'mxnet':
+        return [p.data().asnumpy() for p in model.collect_params().values()]
+    return [w.numpy() for w in model.trainable_weights]

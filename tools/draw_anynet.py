@@ -88,7 +88,7 @@ def stack(cx, items, top=FRAME_TOP, bottom=FRAME_BOTTOM):
         elif kind == "box":
             box(cx, y, item[4], h, item[2], item[3])
         elif kind == "dots":
-            text(cx, y + h / 2 + 5, "\u22ee", 16)
+            text(cx, y + h / 2 + 5, "\u22ee", 14)
         spans.append((y, y + h))
         y += h
     return spans
@@ -128,7 +128,7 @@ def network_panel():
                        ("arrow", 38, "(n)"),
                        ("space", 20)])                   # "n classes"
     image_icon(cx, spans[0][0])
-    text(cx, spans[-1][0] + 15, "n classes", 12)
+    text(cx, spans[-1][0] + 16, "n classes", 12)
 
 
 def body_panel():
@@ -158,8 +158,8 @@ def x_block(cx, stride, c_in):
     size = 11
     bw = 104                      # width of the main-path boxes
     xs = cx + bw / 2 + 42         # x of the shortcut path
-    y = 80
-    text(cx + 40, y - 16, "stride %d" % stride, 12, weight="bold")
+    y = 74
+    text(cx + 35, y - 12, "stride %d" % stride, 12, weight="bold")
 
     def conv(h, lines, fill=CONV):
         nonlocal y
@@ -173,18 +173,17 @@ def x_block(cx, stride, c_in):
             text(cx - 8, y + h / 2 + 4, label, size + 1, anchor="end")
         y += h
 
-    split = y + 10
-    step(26, c_in)
+    split = y + 9
+    step(24, c_in)
     conv(30, ["1\u00d71 conv", "BN, ReLU"])
-    step(26, "c_{i}/k_{i}")
+    step(24, "c_{i}/k_{i}")
     g_top = y
-    conv(44, ["3\u00d73 group conv",
-              "stride 2, g_{i}" if stride == 2 else "group width g_{i}",
-              "BN, ReLU"])
+    conv(56, ["3\u00d73 group conv", "group width g_{i}",
+              "stride %d" % stride, "BN, ReLU"])
     g_mid = (g_top + y) / 2
-    step(26, "c_{i}/k_{i}")
+    step(24, "c_{i}/k_{i}")
     conv(30, ["1\u00d71 conv", "BN"])
-    step(18, "c_{i}")
+    step(20, "c_{i}")
     r = 9                          # the (+) node
     join = y + r
     out.append('<circle cx="%g" cy="%g" r="%g" fill="white" stroke="%s" '
@@ -192,9 +191,9 @@ def x_block(cx, stride, c_in):
     line([(cx - 5, join), (cx + 5, join)], arrow=False)
     line([(cx, join - 5), (cx, join + 5)], arrow=False)
     y += 2 * r
-    step(16)
+    step(14)
     conv(22, ["ReLU"], "white")
-    step(26, "c_{i}")
+    step(24, "c_{i}")
 
     # Shortcut: branch off the input, run down the right, enter the (+).
     out.append('<circle cx="%g" cy="%g" r="2.5" fill="%s"/>' % (cx, split, STROKE))
@@ -213,8 +212,9 @@ def x_block(cx, stride, c_in):
 def blocks_panel():
     x, w = PANELS[3]
     frame(3, "blocks")
-    x_block(x + 118, 1, "c_{i}")
-    x_block(x + 118 + w / 2, 2, "c_{i-1}")
+    # Each block drawing is roughly centred 35 px right of its main column.
+    x_block(x + w / 4 - 35, 1, "c_{i}")
+    x_block(x + 3 * w / 4 - 35, 2, "c_{i-1}")
 
 
 def main():

@@ -1,0 +1,387 @@
+"""A design-space study: sample networks from design spaces, train each one
+briefly on Fashion-MNIST (PyTorch) and compare the spaces' error EDFs.
+
+    python -m d2lsupport.study run --out results/study.jsonl -n 32
+    python -m d2lsupport.study plot results/study.jsonl --out img/edf-study.svg
+
+**Tasks.** Model `index` of design space `space` draws its configuration
+(`design.sample_config`) and its training seed (weight initialization and
+minibatch order) from ``SeedSequence((seed, SPACES.index(space), index))``,
+so a study is the same whatever the order, the number of workers, or how
+often it was interrupted. Tasks run interleaved: model 0 of every space,
+then model 1, ..., so a partial study has about equal samples per space.
+
+**Budget** (multi-fidelity: a cheap proxy for full training, see
+`StudyBudget`). Every model trains 2 epochs on all 60,000 training images at
+their native 28 x 28 (the scaled-down design spaces of `design` are sized
+for 28 px: three stages leave 2 x 2 maps; a smaller resize would leave 1 x 1
+maps for the last stage and hardly save time, since these small networks
+cost per layer call rather than per pixel), in minibatches of 128 with the
+paper's low-fidelity recipe shrunk: SGD with momentum, lr 0.1, weight decay
+5e-5, cosine decay. The error is measured on all 10,000 test images, so its
+standard error is about 0.3 percentage points. On a 2-core machine, two
+workers of one thread each take about 40 s per model on average, so 32
+models from each of the six spaces (192) take about an hour.
+
+**Results** are JSON Lines, one record per finished model, appended and
+flushed to disk (fsync) one whole line at a time by the main process. A run
+first drops an incomplete last line left by a crash, then skips every
+(space, index) already in the file: an interrupted study resumes without
+losing or repeating a finished model. Records of another seed, budget or
+framework in the same file are an error.
+
+**Workers.** Local worker processes (``--workers``, each with ``--threads``
+threads for PyTorch), or with ``--cluster ADDRESS`` the workers of an
+existing Dask distributed cluster (``pip install d2lsupport[cluster]``);
+every worker needs d2lsupport, PyTorch and the Fashion-MNIST files (see
+`d2lsupport.data`).
+"""
+import argparse
+import dataclasses
+import functools
+import json
+import math
+import multiprocessing
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from . import design
+from .data import DataError, load_resized
+
+FRAMEWORK = 'pytorch'
+CONNECT_TIMEOUT = '10s'   # to reach a Dask scheduler
+COMPARISONS = (('A', 'B'), ('B', 'C'), ('C', 'D'), ('D', 'E'), ('E', 'RegNetX'))
+
+
+class StudyError(RuntimeError):
+    """A problem with the study's input that the user can fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyBudget:
+    """How each sampled model is trained and evaluated (see the module doc).
+
+    `train_size` and `val_size` take the first images of a fixed shuffle of
+    the training set and the first test images; `max_batches` caps the
+    batches of an epoch (for quick tests).
+    """
+    epochs: int = 2
+    image_size: int = 28
+    train_size: int = 60_000
+    val_size: int = 10_000
+    batch_size: int = 128
+    lr: float = 0.1
+    max_batches: int | None = None
+
+    def __post_init__(self):
+        for name in ('epochs', 'image_size', 'train_size', 'val_size', 'batch_size'):
+            if getattr(self, name) < 1:
+                raise StudyError(f'{name} must be positive')
+        if self.train_size > 60_000 or self.val_size > 10_000:
+            raise StudyError('Fashion-MNIST has 60,000 training and 10,000 test images')
+        if self.lr <= 0 or (self.max_batches is not None and self.max_batches < 1):
+            raise StudyError('the learning rate and max_batches must be positive')
+
+
+# --------------------------------------------------------------------- tasks
+
+def model_seeds(seed, space, index):
+    """(configuration seed, training seed) of model `index` of `space`."""
+    sequence = np.random.SeedSequence((seed, design.SPACES.index(space), index))
+    return tuple(int(s) for s in sequence.generate_state(2))
+
+
+def make_task(seed, space, index):
+    """Model `index` of design space `space` in the study with `seed`."""
+    config_seed, train_seed = model_seeds(seed, space, index)
+    config = design.sample_config(space, np.random.default_rng(config_seed))
+    return {'space': space, 'index': index, 'seed': seed, 'train_seed': train_seed,
+            'config': config}
+
+
+def plan(seed, spaces, n):
+    """The tasks of `n` models per space, interleaved across the spaces."""
+    spaces = list(dict.fromkeys(spaces))
+    for space in spaces:
+        if space not in design.SPACES:
+            raise StudyError(f'unknown design space {space!r}; choose from '
+                             f'{", ".join(design.SPACES)}')
+    return [make_task(seed, space, index) for index in range(n) for space in spaces]
+
+
+# ------------------------------------------------------------- one model
+
+@functools.lru_cache(maxsize=2)
+def study_data(image_size, train_size, val_size):
+    """(train, val) pairs of uint8 images and labels for a budget, once per process."""
+    images, labels = load_resized(True, (image_size, image_size))
+    subset = np.sort(np.random.default_rng(0).permutation(len(labels))[:train_size])
+    val_images, val_labels = load_resized(False, (image_size, image_size))
+    return ((np.ascontiguousarray(images[subset]), labels[subset]),
+            (np.ascontiguousarray(val_images[:val_size]), val_labels[:val_size]))
+
+
+def run_task(task, budget, threads=1):
+    """Train and evaluate one sampled network; return its result record."""
+    import torch
+    from . import torch as d2l
+    torch.set_num_threads(threads)
+    torch.manual_seed(task['train_seed'])
+    train, val = study_data(budget.image_size, budget.train_size, budget.val_size)
+    start = time.perf_counter()
+    train_loss, accuracy = d2l.fit_briefly(
+        d2l.anynet(task['config']), train, val, epochs=budget.epochs,
+        batch_size=budget.batch_size, lr=budget.lr, max_batches=budget.max_batches,
+        seed=task['train_seed'])
+    return {'space': task['space'], 'index': task['index'], 'seed': task['seed'],
+            'config': task['config'],
+            'complexity': design.complexity(task['config'], image_size=budget.image_size),
+            'error': 1 - accuracy,
+            'train_loss': train_loss if math.isfinite(train_loss) else None,
+            'seconds': round(time.perf_counter() - start, 2), 'framework': FRAMEWORK,
+            'budget': dataclasses.asdict(budget), 'threads': threads}
+
+
+# ------------------------------------------------------------- results file
+
+def read_results(path):
+    """The records of a JSON Lines results file ([] if there is none); an
+    incomplete last line (no newline yet) is not a record."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return []
+    records = []
+    for number, line in enumerate(data[:data.rfind(b'\n') + 1].splitlines(), 1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise StudyError(f'{path}, line {number}: not a JSON record; delete '
+                             'that line to go on') from None
+    return records
+
+
+def drop_incomplete_line(path):
+    """Cut an incomplete last line, left by a crash while writing, off the file."""
+    try:
+        with open(path, 'r+b') as f:
+            data = f.read()
+            if data and not data.endswith(b'\n'):
+                f.truncate(data.rfind(b'\n') + 1)
+                os.fsync(f.fileno())
+    except FileNotFoundError:
+        pass
+
+
+def append_record(path, record):
+    """Append one JSON line and force it to disk before returning."""
+    line = memoryview((json.dumps(record) + '\n').encode())
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        while line:
+            line = line[os.write(fd, line):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def settings(seed, budget):
+    """What every record of one study shares: seed, framework and budget."""
+    return {'seed': seed, 'framework': FRAMEWORK, **dataclasses.asdict(budget)}
+
+
+def finished_models(records, seed, budget):
+    """The (space, index) pairs in `records`, which must come from this study."""
+    expected = settings(seed, budget)
+    for record in records:
+        found = {'seed': record.get('seed'), 'framework': record.get('framework'),
+                 **record.get('budget', {})}
+        if found != expected:
+            changes = ', '.join(f'{key} {found.get(key)} (now {expected.get(key)})'
+                                for key in {**found, **expected}
+                                if found.get(key) != expected.get(key))
+            raise StudyError(f'the results file holds a study with other settings: '
+                             f'{changes}; choose another --out or the same settings')
+    return {(record['space'], record['index']) for record in records}
+
+
+# ------------------------------------------------------------------ workers
+
+def run_local(tasks, budget, workers, threads):
+    """Yield the records of `tasks` as local worker processes finish them."""
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn'))
+    try:
+        futures = [pool.submit(run_task, task, budget, threads) for task in tasks]
+        for future in as_completed(futures):
+            yield future.result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def connect(address):
+    """A Dask client of the scheduler at `address`."""
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise StudyError('--cluster needs Dask: pip install "d2lsupport[cluster]"') from None
+    try:
+        return Client(address, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError, ValueError, TypeError) as e:
+        raise StudyError(f'cannot reach the Dask scheduler at {address!r} '
+                         f'({" ".join(str(e).split()) or type(e).__name__})') from None
+
+
+def run_cluster(tasks, budget, address, threads):
+    """Submit `tasks` to the workers of a Dask cluster (an unreachable one is
+    an error right away); return an iterator over their records as they finish."""
+    client = connect(address)
+    return _as_finished(client, [client.submit(run_task, task, budget, threads, pure=False)
+                                 for task in tasks])
+
+
+def _as_finished(client, futures):
+    from dask.distributed import as_completed as completed
+    with client:
+        for future in completed(futures):
+            yield future.result()
+
+
+# -------------------------------------------------------------------- study
+
+def run_study(out, spaces=design.SPACES, n=32, seed=0, budget=StudyBudget(),
+              workers=None, threads=1, cluster=None, limit=None):
+    """Train the models of the study that `out` does not hold yet (at most
+    `limit` of them), appending one record per model; return their number."""
+    tasks = plan(seed, spaces, n)
+    drop_incomplete_line(out)
+    done = finished_models(read_results(out), seed, budget)
+    remaining = [t for t in tasks if (t['space'], t['index']) not in done]
+    todo = remaining[:limit]
+    if cluster:
+        records = run_cluster(todo, budget, cluster, threads)
+    else:
+        records = run_local(todo, budget, workers or max(1, cpu_count() // threads), threads)
+    initial = len(tasks) - len(remaining)
+    with tqdm(total=initial + len(todo), initial=initial, unit='model', smoothing=0,
+              desc='study') as bar:
+        for record in records:
+            append_record(out, record)
+            bar.set_postfix_str(f'{record["space"]} #{record["index"]}: error '
+                                f'{record["error"]:.3f} in {record["seconds"]:.0f} s')
+            bar.update()
+    return len(todo)
+
+
+def cpu_count():
+    """The CPUs this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
+
+
+# --------------------------------------------------------------------- plots
+
+def errors_by_space(records):
+    """{space: [errors]} in the order of design.SPACES."""
+    errors = {}
+    for record in records:
+        errors.setdefault(record['space'], []).append(record['error'])
+    return {space: errors[space] for space in design.SPACES if space in errors}
+
+
+def plot_comparisons(records, pairs=COMPARISONS):
+    """A figure with one panel of error EDFs per pair of spaces that `records` holds."""
+    import matplotlib.pyplot as plt
+    errors = errors_by_space(records)
+    pairs = [(a, b) for a, b in pairs if a in errors and b in errors]
+    if not pairs:
+        raise StudyError(f'no pair of compared spaces in the results; need one of '
+                         f'{", ".join(a + "/" + b for a, b in COMPARISONS)}')
+    fig, axes = plt.subplots(1, len(pairs), figsize=(3.2 * len(pairs), 3),
+                             sharex=True, sharey=True, squeeze=False)
+    for ax, (a, b) in zip(axes[0], pairs):
+        design.plot_edfs({a: errors[a], b: errors[b]}, ax=ax)
+        if ax is not axes[0, 0]:
+            ax.set_ylabel('')
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def summary(records):
+    """One line per design space: sample size, best, median and mean error, time."""
+    lines = [f'{"space":<10}{"n":>4}{"best":>8}{"median":>8}{"mean":>8}{"s/model":>9}']
+    for space, errors in errors_by_space(records).items():
+        s = design.edf_summary(errors)
+        seconds = np.median([r['seconds'] for r in records if r['space'] == space])
+        lines.append(f'{space:<10}{s["n"]:>4}{s["min"]:>8.3f}{s["median"]:>8.3f}'
+                     f'{s["mean"]:>8.3f}{seconds:>9.1f}')
+    return '\n'.join(lines)
+
+
+# ---------------------------------------------------------------------- CLI
+
+def positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'{text} is not a positive integer')
+    return value
+
+
+def build_parser():
+    parser = design.Parser(
+        prog='python -m d2lsupport.study',
+        description='Sample, train and compare networks of AnyNet design spaces.')
+    sub = parser.add_subparsers(dest='command', required=True)
+    p = sub.add_parser('run', help='train the sampled models (resumes a study)')
+    p.add_argument('--out', required=True, help='results file (JSON Lines)')
+    p.add_argument('--spaces', nargs='+', default=list(design.SPACES), metavar='SPACE',
+                   help=f'design spaces among {", ".join(design.SPACES)} (default: all)')
+    p.add_argument('-n', type=positive_int, default=32, help='models per space')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--limit', type=positive_int, help='train at most this many models now')
+    p.add_argument('--workers', type=positive_int, help='local worker processes '
+                   '(default: CPUs / threads)')
+    p.add_argument('--threads', type=positive_int, default=1, help='threads per model')
+    p.add_argument('--cluster', metavar='ADDRESS',
+                   help='Dask scheduler, e.g. tcp://10.0.0.5:8786 (instead of local workers)')
+    defaults = StudyBudget()
+    for field in dataclasses.fields(StudyBudget):
+        kind = float if field.name == 'lr' else positive_int
+        p.add_argument('--' + field.name.replace('_', '-'), type=kind,
+                       default=getattr(defaults, field.name))
+    p = sub.add_parser('plot', help='draw the EDF comparisons of a results file')
+    p.add_argument('results', help='results file (JSON Lines)')
+    p.add_argument('--out', required=True, help='figure file (.svg, .png, .pdf)')
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == 'run':
+            budget = StudyBudget(**{f.name: getattr(args, f.name)
+                                    for f in dataclasses.fields(StudyBudget)})
+            count = run_study(args.out, args.spaces, args.n, args.seed, budget,
+                              args.workers, args.threads, args.cluster, args.limit)
+            print(f'{count} models trained; results in {args.out}')
+        else:
+            records = read_results(args.results)
+            plot_comparisons(records).savefig(args.out)
+            print(summary(records))
+            print(f'figure: {args.out}')
+    except (StudyError, DataError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    # Run the importable module, not this __main__ copy, so that worker
+    # processes and Dask find `run_task` under its module name.
+    from d2lsupport.study import main as study_main
+    sys.exit(study_main())

@@ -1,0 +1,246 @@
+"""The built HTML page in a real browser: tabs, outputs, images, math.
+
+`make test-html` runs this in the docs environment after `make html`: Debian's headless
+chromium, driven by Selenium through Debian's chromium-driver, opens the page from a
+local server on 127.0.0.1, clicks each framework's tab and checks that its code and
+outputs show, that every image loads and that MathJax typesets the math. Screenshots
+go to _build/screenshots/. Elsewhere (the framework environments of `make test`, which
+have no Selenium, or before `make html`) the module is skipped; under `make test-html`
+(CNN_DESIGN_HTML_TEST=1) a missing piece is an error instead.
+"""
+import functools
+import http.server
+import os
+import re
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HTML = ROOT / '_build' / 'html'
+PAGE = 'chapter_cnn_design/cnn-design.html'
+REFERENCES = 'chapter_references/references.html'
+CHAPTER_MD = ROOT / 'chapter_cnn_design' / 'cnn-design.md'
+SCREENSHOTS = ROOT / '_build' / 'screenshots'
+TABS = ['mxnet', 'pytorch', 'tensorflow', 'jax']
+CHROMIUM = os.environ.get('CHROMIUM', '/usr/bin/chromium')
+CHROMEDRIVER = os.environ.get('CHROMEDRIVER', '/usr/bin/chromedriver')
+CODE = 'div.highlight-python pre'               # a code cell
+OUTPUT = 'pre.output, div.output pre'           # a text output (plain or highlighted)
+REQUIRED = os.environ.get('CNN_DESIGN_HTML_TEST') == '1'
+WAIT = 30  # seconds, for anything the browser does
+
+
+def unavailable(reason):
+    if REQUIRED:
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+try:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+except ImportError:
+    unavailable('Selenium is not installed here (the docs environment has it: make test-html)')
+if not (HTML / PAGE).exists():
+    unavailable(f'no built page {HTML / PAGE}: run `make html`')
+for program in (CHROMIUM, CHROMEDRIVER):
+    if not shutil.which(program):
+        unavailable(f'{program} is missing: apt-get install chromium chromium-driver')
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope='module')
+def base_url():
+    """The built site, served from 127.0.0.1 on a free port."""
+    handler = functools.partial(QuietHandler, directory=str(HTML))
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f'http://127.0.0.1:{server.server_address[1]}/'
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope='module')
+def browser(tmp_path_factory):
+    os.environ.setdefault('SE_OFFLINE', 'true')   # Selenium never downloads anything
+    options = Options()
+    options.binary_location = CHROMIUM
+    for arg in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
+                '--no-first-run', '--disable-background-networking', '--disable-component-update',
+                '--disable-sync', '--disable-quic', '--window-size=1280,1500',
+                f'--user-data-dir={tmp_path_factory.mktemp("chromium")}',
+                # the page is tested offline: other hosts (analytics, web fonts) fail at once
+                '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1'):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(WAIT)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope='module')
+def page(browser, base_url):
+    browser.get(base_url + PAGE)
+    WebDriverWait(browser, WAIT).until(
+        lambda d: d.execute_script('return document.readyState') == 'complete')
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return browser
+
+
+def js(driver, script, *args):
+    return driver.execute_script(script, *args)
+
+
+def tab_groups(driver):
+    return driver.find_elements(By.CSS_SELECTOR, 'div.mdl-tabs')
+
+
+def click_tab(driver, name):
+    """Click `name` in the first tab bar and wait until every group shows that tab."""
+    link = next(a for a in driver.find_elements(By.CSS_SELECTOR, 'a.mdl-tabs__tab')
+                if a.get_attribute('textContent').strip() == name)
+    js(driver, 'arguments[0].scrollIntoView({block: "center"});', link)
+    link.click()
+
+    def switched(d):
+        for group in tab_groups(d):
+            shown = [p for p in group.find_elements(By.CSS_SELECTOR, 'div.mdl-tabs__panel')
+                     if p.is_displayed()]
+            if len(shown) != 1 or not shown[0].get_attribute('id').startswith(name + '-'):
+                return False
+        return True
+    WebDriverWait(driver, WAIT).until(switched, f'the {name} tab did not show in every group')
+
+
+def shown_panels(driver):
+    return [p for p in driver.find_elements(By.CSS_SELECTOR, 'div.mdl-tabs__panel')
+            if p.is_displayed()]
+
+
+def budget_note(driver):
+    notes = [p.text for p in driver.find_elements(By.CSS_SELECTOR, 'p')
+             if p.text.startswith('Outputs on this page')]
+    assert len(notes) == 1, 'the note saying which training budget produced the outputs'
+    return notes[0]
+
+
+def test_the_page_says_which_budget_produced_its_outputs(page):
+    assert 'Designing Convolution Network Architectures' in page.title
+    note = budget_note(page)
+    assert 'small training budget' in note or 'full training budget' in note
+
+
+def test_every_code_group_has_the_four_tabs(page):
+    groups = tab_groups(page)
+    assert len(groups) >= 6
+    for group in groups:
+        names = [a.get_attribute('textContent').strip()
+                 for a in group.find_elements(By.CSS_SELECTOR, 'a.mdl-tabs__tab')]
+        assert names == TABS
+
+
+@pytest.mark.parametrize('name', TABS)
+def test_each_tab_shows_its_code_and_outputs(page, name):
+    click_tab(page, name)
+    panels = shown_panels(page)
+    assert panels and all(p.get_attribute('id').startswith(name + '-') for p in panels)
+    for panel in panels:   # every shown panel has code
+        code = panel.find_elements(By.CSS_SELECTOR, CODE)
+        assert code and code[0].text.strip(), f'no code in panel {panel.get_attribute("id")}'
+    outputs = '\n'.join(o.text for p in panels
+                        for o in p.find_elements(By.CSS_SELECTOR, OUTPUT))
+    assert 'total parameters: 179,290' in outputs          # RegNetX32().layer_summary(...)
+    assert re.search(r'train loss \d+\.\d+, val loss \d+\.\d+, val acc', outputs)  # trainer.fit
+    small = 'small training budget' in budget_note(page)
+    assert ('SMALL-BUDGET MODE' in outputs) == small
+    plots = [img for p in panels for img in p.find_elements(By.TAG_NAME, 'img')
+             if img.is_displayed()]
+    assert plots, f'no training plot in the {name} tab'
+    assert all(js(page, 'return arguments[0].naturalWidth', img) > 0 for img in plots)
+    training = next(p for p in panels if 'train loss' in p.text)   # its tab bar, code, outputs
+    js(page, 'arguments[0].closest(".mdl-tabs").scrollIntoView({block: "start"});', training)
+    page.save_screenshot(str(SCREENSHOTS / f'tab-{name}.png'))
+
+
+def test_shared_cells_show_once_outside_the_tabs(page):
+    code = page.find_elements(By.CSS_SELECTOR, CODE)
+    for call in ('design.regnet_widths(', 'design.plot_width_rule(', "show_results('RegNetX32')"):
+        blocks = [c for c in code if call in c.get_attribute('textContent')]
+        assert len(blocks) == 1, call
+        assert not js(page, 'return arguments[0].closest(".mdl-tabs") !== null', blocks[0]), call
+    shared_outputs = [o.get_attribute('textContent') for o in page.find_elements(By.CSS_SELECTOR, OUTPUT)
+                      if not js(page, 'return arguments[0].closest(".mdl-tabs") !== null', o)]
+    assert any("'depths'" in text for text in shared_outputs)      # design.regnet_widths(...)
+    assert any('no recorded runs' in text or ('framework' in text and 'val acc' in text)
+               for text in shared_outputs)                          # show_results(...)
+
+
+def test_every_image_loads(page, base_url):
+    images = page.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        Promise.all(Array.from(document.images).map(img => img.decode().then(
+            () => [img.src, img.naturalWidth], () => [img.src, 0]))).then(done);
+    """)
+    assert images
+    broken = [src for src, width in images if not width]
+    assert not broken, f'images that did not load: {broken}'
+    assert all(src.startswith(base_url) for src, _ in images)
+    names = [src.rsplit('/', 1)[-1] for src, _ in images]
+    assert any(n.startswith('anynet') and n.endswith('.svg') for n in names)
+    assert any(n.startswith('edf-placeholder') and n.endswith('.svg') for n in names)
+    # the width-rule plot once, and one training plot per tab
+    assert sum(n.endswith('.png') for n in names) >= 1 + len(TABS)
+
+
+def test_math_renders(page):
+    WebDriverWait(page, WAIT).until(lambda d: js(
+        d, 'return !!(window.MathJax && MathJax.startup && MathJax.startup.promise)'),
+        'MathJax did not load')
+    state = page.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        MathJax.startup.promise.then(() => done('ok'), e => done('failed: ' + e));
+    """)
+    assert state == 'ok'
+    maths = page.find_elements(By.CSS_SELECTOR, 'span.math, div.math')
+    assert len(maths) > 20
+    untypeset = [m.get_attribute('textContent')[:40] for m in maths
+                 if not m.find_elements(By.TAG_NAME, 'mjx-container')]
+    assert not untypeset, f'math left as TeX: {untypeset[:5]}'
+    assert not page.find_elements(By.TAG_NAME, 'mjx-merror'), 'TeX errors in the math'
+    src = js(page, 'return Array.from(document.scripts).map(s => s.src)'
+                   '.find(s => s.includes("tex-mml-chtml")) || ""')
+    assert '/_static/mathjax/' in src, 'MathJax is served with the page'
+    js(page, 'document.querySelector(".page-content").scrollIntoView();'
+             'document.querySelector("main").scrollTop = 0;')
+    page.save_screenshot(str(SCREENSHOTS / 'page-top.png'))
+
+
+def test_references_resolve(page, base_url):
+    text = page.find_element(By.TAG_NAME, 'body').get_attribute('textContent')
+    for role in (':cite:', ':citet:', ':numref:', ':label:'):
+        assert role not in text
+    unresolved = js(page, 'return Array.from(document.querySelectorAll(".xref"))'
+                          '.filter(e => !e.closest("a")).map(e => e.textContent)')
+    assert not unresolved, f'unresolved references: {unresolved}'
+    cited = set()
+    for keys in re.findall(r':cite[tp]?:`([^`]+)`', CHAPTER_MD.read_text()):
+        cited.update(k.strip() for k in keys.split(','))
+    links = js(page, 'return Array.from(document.querySelectorAll("a"))'
+                     '.map(a => a.getAttribute("href") || "")'
+                     '.filter(h => h.includes("references.html#"))')
+    assert len(links) >= len(cited)
+    page.get(base_url + REFERENCES)
+    entries = page.find_elements(By.CSS_SELECTOR, 'dl.citation > dt, div.citation')
+    assert len(entries) == len(cited)
+    page.back()

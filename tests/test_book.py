@@ -1,0 +1,93 @@
+"""The HTML build's sources and its build-time steps (tools/book.py), without building.
+
+The built page itself is tested in a browser by tests/html (make test-html).
+"""
+import configparser
+import importlib.util
+import re
+
+import nbformat
+import pytest
+
+from d2lsupport.core import FRAMEWORKS
+
+from conftest import CHAPTER_MD, ROOT
+
+spec = importlib.util.spec_from_file_location('book', ROOT / 'tools' / 'book.py')
+book = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(book)
+
+CITE = re.compile(r':cite[tp]?:`([^`]+)`')
+BIB_KEY = re.compile(r'^@\w+\{([^,\s]+),', re.MULTILINE)
+
+
+def cited_keys(*paths):
+    keys = set()
+    for path in paths:
+        for group in CITE.findall(path.read_text()):
+            keys.update(k.strip() for k in group.split(','))
+    return keys
+
+
+def test_the_bibliography_has_exactly_the_cited_works():
+    bib = BIB_KEY.findall((ROOT / 'references.bib').read_text())
+    assert len(bib) == len(set(bib)), 'duplicate BibTeX keys'
+    assert set(bib) == cited_keys(CHAPTER_MD, ROOT / 'index.md')
+
+
+def test_config_has_one_tab_per_framework_in_order():
+    config = configparser.ConfigParser()
+    config.read(ROOT / 'config.ini')
+    tabs = [t.strip() for t in config['build']['tabs'].split(',')]
+    assert tuple(tabs) == FRAMEWORKS
+    assert config['pdf']['bibfile'] == 'references.bib'
+
+
+def test_index_lists_the_chapter_and_the_references():
+    index = (ROOT / 'index.md').read_text()
+    assert 'chapter_cnn_design/cnn-design' in index
+    assert 'chapter_references/references' in index
+
+
+@pytest.mark.parametrize('full', [False, True])
+def test_staged_chapter(full):
+    source = CHAPTER_MD.read_text()
+    labels = set(book.LABEL.findall(source))
+    staged = book.stage_chapter(source, full, labels)
+    assert '%load_ext' not in staged
+    title = staged.split('\n', 3)
+    assert title[0].startswith('# ') and title[1].startswith(':label:')
+    assert title[3].startswith(f'*{book.NOTE_MARK}*')
+    assert ('full training budget' in title[3]) == full
+    # every :numref: left points into this book; the others link to d2l.ai
+    assert set(book.NUMREF.findall(staged)) <= labels
+    assert staged.count('](https://d2l.ai/') == source.count(':numref:`') - \
+        sum(source.count(f':numref:`{label}`') for label in labels)
+    # the code cells are untouched (but for the dropped first one)
+    fence = re.compile(r'```\{\.python \.input[^}]*\}\n(.*?)\n```', re.DOTALL)
+    assert fence.findall(staged) == fence.findall(source)[1:]
+
+
+def tab_cell(source, tab, pos, text=None):
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata.update({'tab': [tab], 'origin_pos': pos})
+    if text is not None:
+        cell.outputs = [nbformat.v4.new_output('stream', name='stdout', text=text)]
+    return cell
+
+
+def test_cells_every_tab_ran_alike_show_once():
+    tabs = list(FRAMEWORKS)
+    cells = [nbformat.v4.new_markdown_cell('prose')]
+    cells[0].metadata['origin_pos'] = 0
+    cells += [tab_cell(f'code of {t}', t, 1, 'out') for t in tabs]        # one per tab
+    cells += [tab_cell('print(1)', t, 2, '1\n') for t in tabs]            # %%tab all
+    nb = book.show_shared_cells_once(nbformat.v4.new_notebook(cells=cells), tabs)
+    assert [c.source for c in nb.cells] == ['prose'] + [f'code of {t}' for t in tabs] + ['print(1)']
+    assert nb.cells[-1].metadata['tab'] == tabs
+    assert nb.cells[-1].outputs[0].text == '1\n'
+
+
+def test_build_inputs_follow_the_budget():
+    assert book.build_inputs(False) != book.build_inputs(True)
+    assert 'd2lsupport/core.py' in book.build_inputs(False)

@@ -1,0 +1,176 @@
+"""The design-space study: tasks, results file, resume, local and Dask workers, plots.
+
+Training runs in a tiny budget (two batches of 32 images per model); the tests
+that train need PyTorch and are skipped in the other environments.
+"""
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from d2lsupport import design, study
+from d2lsupport.study import StudyBudget, StudyError
+
+TINY = StudyBudget(epochs=1, train_size=256, val_size=64, batch_size=32, max_batches=2)
+TINY_FLAGS = ['--epochs', '1', '--train-size', '256', '--val-size', '64',
+              '--batch-size', '32', '--max-batches', '2']
+
+
+@pytest.fixture
+def torch(mirror, monkeypatch):
+    """PyTorch, with the data files taken from the mirror (in workers too)."""
+    monkeypatch.setenv('FASHION_MNIST_MIRROR', mirror)
+    return pytest.importorskip('torch')
+
+
+def keys(records):
+    return sorted((r['space'], r['index']) for r in records)
+
+
+def check_records(records, seed, budget):
+    """Each record is the planned model, trained with `budget`."""
+    for r in records:
+        task = study.make_task(seed, r['space'], r['index'])
+        assert r['config'] == json.loads(json.dumps(task['config']))
+        assert r['complexity'] == design.complexity(task['config'], image_size=28)
+        assert 0 <= r['error'] <= 1 and r['seconds'] > 0 and r['framework'] == 'pytorch'
+        assert r['seed'] == seed and r['budget'] == json.loads(json.dumps(dataclasses.asdict(budget)))
+
+
+# ------------------------------------------------------------ without PyTorch
+
+def test_tasks_depend_only_on_seed_space_and_index():
+    tasks = study.plan(3, ['A', 'E'], 4)
+    assert tasks == study.plan(3, ['A', 'E'], 4)
+    assert [(t['space'], t['index']) for t in tasks[:4]] == [
+        ('A', 0), ('E', 0), ('A', 1), ('E', 1)]
+    assert study.make_task(3, 'E', 2) in tasks
+    assert study.make_task(3, 'E', 2) in study.plan(3, ['RegNetX', 'E'], 3)
+    assert study.make_task(3, 'E', 2) != study.make_task(4, 'E', 2)
+    assert len({json.dumps(t['config']) for t in tasks}) == len(tasks)
+    for task in tasks:
+        design.check_config(task['config'])
+
+
+def test_unknown_space_is_a_one_line_error(tmp_path, capsys):
+    assert study.main(['run', '--out', str(tmp_path / 'r.jsonl'), '--spaces', 'A', 'F']) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown design space 'F'") and err.count('\n') == 1
+
+
+@pytest.mark.parametrize('change', [dict(train_size=70_000), dict(epochs=0),
+                                    dict(lr=0.0), dict(max_batches=0)])
+def test_bad_budget_is_an_error(change):
+    with pytest.raises(StudyError):
+        StudyBudget(**change)
+
+
+def test_incomplete_last_line_is_ignored_then_dropped(tmp_path):
+    path = tmp_path / 'r.jsonl'
+    assert study.read_results(path) == []
+    study.append_record(path, {'a': 1})
+    study.append_record(path, {'a': 2})
+    with open(path, 'ab') as f:
+        f.write(b'{"a": 3, "b"')
+    assert study.read_results(path) == [{'a': 1}, {'a': 2}]
+    study.drop_incomplete_line(path)
+    assert path.read_bytes() == b'{"a": 1}\n{"a": 2}\n'
+
+
+def test_a_broken_complete_line_is_an_error(tmp_path):
+    path = tmp_path / 'r.jsonl'
+    path.write_text('{"a": 1}\nnot json\n{"a": 2}\n')
+    with pytest.raises(StudyError, match='line 2'):
+        study.read_results(path)
+
+
+def fake_records(errors_by_space):
+    return [{'space': space, 'index': i, 'error': e, 'seconds': 1.0}
+            for space, errors in errors_by_space.items() for i, e in enumerate(errors)]
+
+
+def test_plot_draws_one_panel_per_comparison(tmp_path, capsys):
+    records = fake_records({'A': [0.2, 0.3], 'B': [0.1, 0.25, 0.3], 'C': [0.15]})
+    assert len(study.plot_comparisons(records).axes) == 2   # A vs B, B vs C
+    path = tmp_path / 'r.jsonl'
+    path.write_text(''.join(json.dumps(r) + '\n' for r in records))
+    assert study.main(['plot', str(path), '--out', str(tmp_path / 'edf.svg')]) == 0
+    assert (tmp_path / 'edf.svg').read_text().lstrip().startswith('<?xml')
+    out = capsys.readouterr().out.splitlines()
+    assert out[2].split() == ['B', '3', '0.100', '0.250', '0.217', '1.0']
+    with pytest.raises(StudyError, match='no pair'):
+        study.plot_comparisons(fake_records({'A': [0.2], 'C': [0.3]}))
+
+
+# --------------------------------------------------------------- with PyTorch
+
+def test_tiny_study_writes_one_record_per_model(tmp_path, torch):
+    out = tmp_path / 'r.jsonl'
+    assert study.run_study(out, ['A', 'RegNetX'], 2, seed=1, budget=TINY, workers=2) == 4
+    records = study.read_results(out)
+    assert keys(records) == [('A', 0), ('A', 1), ('RegNetX', 0), ('RegNetX', 1)]
+    check_records(records, 1, TINY)
+
+
+def test_resume_loses_and_repeats_no_model(tmp_path, torch):
+    out = tmp_path / 'r.jsonl'
+    assert study.run_study(out, ['B', 'D'], 2, seed=0, budget=TINY, workers=1, limit=1) == 1
+    first = out.read_bytes()
+    with open(out, 'ab') as f:
+        f.write(b'{"space": "D", "index": 0, "err')   # a crash while writing
+    assert study.run_study(out, ['B', 'D'], 2, seed=0, budget=TINY, workers=1) == 3
+    assert out.read_bytes().startswith(first)
+    records = study.read_results(out)
+    assert keys(records) == [('B', 0), ('B', 1), ('D', 0), ('D', 1)]
+    check_records(records, 0, TINY)
+    assert study.run_study(out, ['B', 'D'], 2, seed=0, budget=TINY, workers=1) == 0
+    with pytest.raises(StudyError, match='seed 0 \\(now 1\\)'):
+        study.run_study(out, ['B', 'D'], 2, seed=1, budget=TINY, workers=1)
+
+
+def test_killed_run_resumes(tmp_path, torch):
+    out, n = tmp_path / 'r.jsonl', 8
+    args = ['run', '--out', str(out), '--spaces', 'C', '-n', str(n), '--workers', '1',
+            *TINY_FLAGS[:-1], '20']   # 20 batches per model: slow enough to interrupt
+    run = subprocess.Popen([sys.executable, '-m', 'd2lsupport.study', *args],
+                           start_new_session=True, stderr=subprocess.DEVNULL)
+    try:
+        while not (out.exists() and out.read_bytes().count(b'\n')) and run.poll() is None:
+            time.sleep(0.02)
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    before = study.read_results(out)
+    assert 1 <= len(before) < n
+    assert study.main(args) == 0
+    records = study.read_results(out)
+    assert records[:len(before)] == before
+    assert keys(records) == [('C', i) for i in range(n)]
+
+
+def test_study_runs_on_a_dask_cluster(tmp_path, torch, capsys):
+    distributed = pytest.importorskip('distributed')
+    out = tmp_path / 'r.jsonl'
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  host='127.0.0.1', dashboard_address=None) as cluster:
+        code = study.main(['run', '--out', str(out), '--spaces', 'E', 'RegNetX', '-n', '1',
+                           '--cluster', cluster.scheduler_address, *TINY_FLAGS])
+    assert code == 0, capsys.readouterr().err
+    records = study.read_results(out)
+    assert keys(records) == [('E', 0), ('RegNetX', 0)]
+    check_records(records, 0, TINY)
+
+
+def test_unreachable_cluster_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    pytest.importorskip('distributed')
+    monkeypatch.setattr(study, 'CONNECT_TIMEOUT', '1s')
+    args = ['run', '--out', str(tmp_path / 'r.jsonl'), '--spaces', 'A', '-n', '1']
+    assert study.main([*args, '--cluster', 'tcp://127.0.0.1:9']) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'")
+    assert err.count('\n') == 1

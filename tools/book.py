@@ -1,0 +1,374 @@
+"""Build the chapter as a d2lbook HTML page with one code tab per framework.
+
+`make html` runs this in the docs environment (.venv/docs) from the repository root;
+d2lbook 1.0.3 does the work, configured by config.ini. The steps:
+
+stage  Copy the book's sources (index.md, the chapter, chapter_references/,
+       references.bib, img/) into config.ini's source_dir, _build/src. The copy of the
+       chapter differs from the source in three ways, all made here at build time:
+       - its first cell, ``%load_ext d2lsupport.tab``, is left out. d2lbook splits the
+         notebook by the ``%%tab`` lines itself and runs each tab's cells as plain code,
+         so the magic is not needed; and d2lbook would give a cell without a ``%%tab``
+         line to the first tab only, where it would show its banner as an output;
+       - a note under the title says which training budget produced the outputs;
+       - references to sections of the full book (AlexNet, ResNet, ...), which this
+         one-chapter book does not contain, become links to those sections on d2l.ai.
+       build-inputs.txt fingerprints what the outputs depend on besides the sources;
+       d2lbook evaluates again when it changes (config.ini's `dependencies`).
+eval   d2lbook's eval step once per tab, with the notebook kernel started from that
+       framework's environment (.venv/<framework>/bin/python) and D2L_FRAMEWORK and
+       D2L_SMALL_BUDGET set for it. d2lbook starts the kernel named python3, so a
+       kernel of that name is written for each framework and found via JUPYTER_PATH.
+merge  d2lbook's merge of the evaluated tabs into one notebook, with one change: a
+       cell that every tab ran with the same source (the chapter's ``%%tab all``
+       cells) is shown once, outside the tabs, with the first tab's outputs, instead
+       of once in every tab.
+html   d2lbook's rst and html steps. What the page would otherwise load from other
+       sites ships with it, in _static: MathJax, from npm (installed by `make html` into
+       the docs environment), so that math renders without a CDN, and the icon of the
+       copy buttons on code blocks, which d2lbook's script fetches from GitHub.
+
+Usage: python tools/book.py [--full] [--envs-dir .venv] [step ...]
+"""
+import argparse
+import configparser
+import copy
+import functools
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from d2lsupport.core import FRAMEWORKS, Budget  # noqa: E402  (framework-free, stdlib only)
+
+CHAPTER = 'chapter_cnn_design/cnn-design.md'
+SOURCES = ['index.md', CHAPTER, 'chapter_references/references.md', 'references.bib']
+SOURCE_DIRS = ['img']
+STEPS = ['stage', 'eval', 'merge', 'html']
+
+# Sections of the full book that the chapter refers to: label -> (title, page on d2l.ai).
+D2L_SITE = 'https://d2l.ai/'
+D2L_SECTIONS = {
+    'sec_alexnet': ('AlexNet', 'chapter_convolutional-modern/alexnet.html'),
+    'sec_vgg': ('VGG', 'chapter_convolutional-modern/vgg.html'),
+    'sec_nin': ('NiN', 'chapter_convolutional-modern/nin.html'),
+    'sec_googlenet': ('GoogLeNet', 'chapter_convolutional-modern/googlenet.html'),
+    'sec_resnet': ('ResNet', 'chapter_convolutional-modern/resnet.html'),
+    'subsec_resnext': ('ResNeXt', 'chapter_convolutional-modern/resnet.html#resnext'),
+    'sec_why-conv': ('From Fully Connected Layers to Convolutions',
+                     'chapter_convolutional-neural-networks/why-conv.html'),
+    'sec_vision-transformer': ('Transformers for Vision',
+                               'chapter_attention-mechanisms-and-transformers/vision-transformer.html'),
+}
+
+LOAD_EXT_CELL = re.compile(r'^```\{\.python \.input[^}]*\}\n%load_ext d2lsupport\.tab\n```\n+',
+                           re.MULTILINE)
+NUMREF = re.compile(r':numref:`([^`]+)`')
+LABEL = re.compile(r':label:`([^`]+)`')
+NOTE_MARK = 'Outputs on this page'
+
+log = logging.getLogger('book')
+
+
+def read_config():
+    """The [build] settings of config.ini that this script needs."""
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / 'config.ini', encoding='utf-8')
+    build = parser['build']
+    tabs = [t.strip() for t in build['tabs'].split(',')]
+    if tuple(tabs) != FRAMEWORKS:
+        raise SystemExit(f'config.ini: tabs are {tabs}, expected {list(FRAMEWORKS)}')
+    return {'src': ROOT / build['source_dir'], 'out': ROOT / build['output_dir'], 'tabs': tabs,
+            'dependencies': build['dependencies'].strip()}
+
+
+# ----------------------------------------------------------------- stage
+
+def budget_note(full):
+    """The paragraph that tells which training budget produced the page's outputs."""
+    if full:
+        return (f'*{NOTE_MARK}* come from the full training budget (`make html FULL=1`): '
+                'every tab trained for as many epochs as its code asks for. Each tab ran in '
+                "its own framework's environment.")
+    s = Budget.SMALL
+    return (f'*{NOTE_MARK}* come from the small training budget of `make html` '
+            f'(`{Budget.ENV}=1`): training stops after at most {s["max_epochs"]} epochs of '
+            f'{s["train_batches"]} training and {s["val_batches"]} validation batches, so the '
+            'training curves and accuracies below are not results; `make html FULL=1` builds '
+            "the page from full training runs. Each tab ran in its own framework's environment.")
+
+
+def add_note(text, note):
+    """Insert `note` as a paragraph after the title (and its :label: line)."""
+    lines = text.split('\n')
+    for i, line in enumerate(lines):
+        if line.startswith('# '):
+            at = i + 2 if i + 1 < len(lines) and lines[i + 1].startswith(':label:') else i + 1
+            return '\n'.join(lines[:at] + ['', note] + lines[at:])
+    raise ValueError('the chapter has no title line')
+
+
+def link_book_sections(text, local_labels):
+    """Replace references to sections not in this book by links to d2l.ai."""
+    def replace(match):
+        label = match.group(1)
+        if label in local_labels:
+            return match.group(0)
+        if label not in D2L_SECTIONS:
+            log.warning('unresolved reference :numref:`%s` (neither in this book nor in '
+                        'D2L_SECTIONS of tools/book.py)', label)
+            return match.group(0)
+        title, page = D2L_SECTIONS[label]
+        return f'[d2l.ai: {title}]({D2L_SITE}{page})'
+    return NUMREF.sub(replace, text)
+
+
+def stage_chapter(text, full, local_labels):
+    text, dropped = LOAD_EXT_CELL.subn('', text, count=1)
+    if not dropped:
+        log.warning('the chapter has no `%%load_ext d2lsupport.tab` cell to leave out')
+    text = add_note(text, budget_note(full))
+    return link_book_sections(text, local_labels)
+
+
+def write_if_changed(path, data):
+    """Write bytes to path unless it already holds them (keeps d2lbook's mtimes useful)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and path.read_bytes() == data:
+        return False
+    path.write_bytes(data)
+    return True
+
+
+def build_inputs(full):
+    """What the evaluated outputs depend on, besides the staged sources."""
+    files = sorted([*ROOT.glob('d2lsupport/*.py'), *ROOT.glob('results/*.json'),
+                    *ROOT.glob('requirements/*.txt'), ROOT / 'pyproject.toml'])
+    lines = [f'training budget: {"full" if full else "small"}']
+    for path in files:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        lines.append(f'{digest}  {path.relative_to(ROOT)}')
+    return '\n'.join(lines) + '\n'
+
+
+def stage(cfg, full):
+    src = cfg['src']
+    wanted = {}
+    for name in SOURCES:
+        wanted[name] = (ROOT / name).read_bytes()
+    for folder in SOURCE_DIRS:
+        for path in sorted((ROOT / folder).rglob('*')):
+            if path.is_file():
+                wanted[str(path.relative_to(ROOT))] = path.read_bytes()
+    local_labels = set()
+    for name in SOURCES:
+        if name.endswith('.md'):
+            local_labels.update(LABEL.findall(wanted[name].decode()))
+    wanted[CHAPTER] = stage_chapter(wanted[CHAPTER].decode(), full, local_labels).encode()
+    wanted[cfg['dependencies']] = build_inputs(full).encode()
+    changed = [name for name, data in wanted.items() if write_if_changed(src / name, data)]
+    for path in sorted(src.rglob('*'), reverse=True):   # files no longer in the sources
+        rel = str(path.relative_to(src))
+        if path.is_file() and rel not in wanted:
+            path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+    log.info('staged %d files in %s (%d changed)', len(wanted), src.relative_to(ROOT), len(changed))
+
+
+# ----------------------------------------------------------------- eval
+
+def write_kernel(folder, framework, envs_dir, full):
+    """A kernel named python3 that runs `framework`'s environment; returns its JUPYTER_PATH."""
+    python = Path(os.path.abspath(envs_dir)) / framework / 'bin' / 'python'  # no resolve(): keep the venv
+    if not python.exists():
+        raise SystemExit(f'{python} is missing: run `make setup` first')
+    spec = {'argv': [str(python), '-m', 'ipykernel_launcher', '-f', '{connection_file}'],
+            'display_name': f'cnn-design ({framework}) for d2lbook', 'language': 'python',
+            'env': {'D2L_FRAMEWORK': framework, Budget.ENV: '0' if full else '1'}}
+    path = folder / framework / 'kernels' / 'python3' / 'kernel.json'
+    write_if_changed(path, (json.dumps(spec, indent=1) + '\n').encode())
+    return str(folder / framework)
+
+
+def evaluate(cfg, full, envs_dir):
+    from d2lbook import build, resource
+    from d2lbook.config import Config
+    # d2lbook reserves a GPU for a notebook whose code says `num_gpus=1` and refuses to
+    # run it on a machine without one; our Trainer trains on the CPU then, so ask for
+    # no more GPUs than there are
+    gpus = len(resource.get_available_gpus())
+    wanted_gpus = resource.get_notebook_gpus
+    build.resource.get_notebook_gpus = lambda nb, most: min(wanted_gpus(nb, most), gpus)
+    if full:
+        # d2lbook stops a cell after 20 minutes; a full training run of one tab takes longer
+        build._process_and_eval_notebook = functools.partial(build._process_and_eval_notebook,
+                                                             timeout=None)
+    saved = {k: os.environ.get(k) for k in ('JUPYTER_PATH', 'D2L_FRAMEWORK', Budget.ENV)}
+    try:
+        for framework in cfg['tabs']:
+            os.environ['JUPYTER_PATH'] = write_kernel(cfg['out'] / 'kernels', framework,
+                                                      envs_dir, full)
+            os.environ['D2L_FRAMEWORK'] = framework
+            os.environ[Budget.ENV] = '0' if full else '1'
+            log.info('evaluating the %s tab in %s/%s', framework, envs_dir, framework)
+            build.Builder(Config(tab=framework)).eval()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+# ----------------------------------------------------------------- merge
+
+def show_shared_cells_once(nb, tabs):
+    """Keep one copy of each code cell that every tab ran with the same source.
+
+    d2lbook's merge keeps such a cell once per tab when it has outputs; marking the
+    single copy with all tabs makes d2lbook's tab layout show it outside the tabs.
+    """
+    cells, i = [], 0
+    while i < len(nb.cells):
+        pos = nb.cells[i].metadata.get('origin_pos')
+        j = i + 1
+        while j < len(nb.cells) and pos is not None and nb.cells[j].metadata.get('origin_pos') == pos:
+            j += 1
+        group = nb.cells[i:j]
+        cell_tabs = [t for c in group for t in c.metadata.get('tab', [])]
+        if (len(group) > 1 and all(c.cell_type == 'code' for c in group)
+                and len({c.source for c in group}) == 1 and sorted(cell_tabs) == sorted(tabs)):
+            shared = copy.deepcopy(group[0])
+            shared.metadata['tab'] = list(tabs)
+            texts = {json.dumps([o.get('text') for o in c.get('outputs', [])]) for c in group}
+            if len(texts) > 1:
+                log.warning('a shared cell printed different text in different tabs; '
+                            'the page shows the %s tab\'s: %s', tabs[0], shared.source[:60])
+            cells.append(shared)
+        else:
+            cells.extend(group)
+        i = j
+    nb.cells = cells
+    return nb
+
+
+def merge(cfg):
+    from d2lbook import notebook as nbtools
+    tabs, out = cfg['tabs'], cfg['out']
+    dirs = [out / 'eval'] + [out / f'eval_{tab}' for tab in tabs[1:]]
+    merged_dir = out / 'eval_all'
+    for first in sorted(dirs[0].rglob('*.ipynb')):
+        rel = first.relative_to(dirs[0])
+        parts = [d / rel for d in dirs if (d / rel).exists() and (d / rel).stat().st_size > 0]
+        nbs = [nbformat.read(p, as_version=4) for p in parts]
+        if not nbs:
+            continue
+        if len(nbs) > 1:
+            nb = nbtools.merge_tab_notebooks(nbs)
+            nb = show_shared_cells_once(nb, tabs)
+            nb = nbtools.add_html_tab(nb, tabs)
+        else:
+            nb = nbs[0]
+        target = merged_dir / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, target)
+        log.info('merged %d tabs into %s', len(nbs), target.relative_to(ROOT))
+
+
+# ----------------------------------------------------------------- html
+
+def mathjax_source(envs_dir):
+    es5 = Path(envs_dir) / 'docs' / 'js' / 'node_modules' / 'mathjax' / 'es5'
+    if not (es5 / 'tex-mml-chtml.js').exists():
+        raise SystemExit(f'MathJax is missing in {es5}: run `make html`, which installs it')
+    return es5
+
+
+# The icon of the copy buttons that d2lbook's script adds to code blocks; d2lbook loads
+# one from GitHub, this one ships with the page.
+COPY_ICON = '''\
+<svg xmlns="http://www.w3.org/2000/svg" width="24" height="24" viewBox="0 0 24 24" fill="none"
+     stroke="#444" stroke-width="2" stroke-linejoin="round">
+  <rect x="8" y="8" width="12" height="13" rx="2"/>
+  <path d="M16 8V5a2 2 0 0 0-2-2H6a2 2 0 0 0-2 2v11a2 2 0 0 0 2 2h2"/>
+</svg>
+'''
+REMOTE_COPY_ICON = re.compile(r'https://[^"\']*/copy-button\.svg')
+
+
+def serve_locally(static, envs_dir):
+    """Ship what the page would load from other sites: MathJax and the copy icon."""
+    es5 = mathjax_source(envs_dir)
+    (static / 'mathjax').mkdir(parents=True, exist_ok=True)
+    shutil.copy2(es5 / 'tex-mml-chtml.js', static / 'mathjax')
+    for folder in ('input', 'output', 'ui', 'a11y', 'sre', 'adaptors'):   # loaded on demand
+        shutil.copytree(es5 / folder, static / 'mathjax' / folder, dirs_exist_ok=True)
+    script = static / 'd2l.js'
+    text, found = REMOTE_COPY_ICON.subn('${DOCUMENTATION_OPTIONS.URL_ROOT}_static/copy-button.svg',
+                                        script.read_text())
+    if not found:
+        log.warning('d2l.js no longer loads its copy-button icon from another site; check it')
+    script.write_text(text)
+    (static / 'copy-button.svg').write_text(COPY_ICON)
+
+
+def html(cfg, envs_dir):
+    from d2lbook import build
+    from d2lbook.config import Config
+    builder = build.Builder(Config(tab='all'))
+    builder.rst()   # its merge finds the notebooks merged above up to date
+    serve_locally(Path(builder.config.rst_dir) / '_static', envs_dir)
+    builder.html()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('steps', nargs='*', metavar='step',
+                        help=f'steps to run, of {", ".join(STEPS)} (default: all)')
+    parser.add_argument('--full', action='store_true',
+                        help='train with the full budget (default: the small one)')
+    parser.add_argument('--envs-dir', default=str(ROOT / '.venv'),
+                        help='where the framework environments are (make: ENVS_DIR)')
+    args = parser.parse_args(argv)
+    unknown = set(args.steps) - set(STEPS)
+    if unknown:
+        parser.error(f'unknown step(s) {", ".join(sorted(unknown))}; choose from {", ".join(STEPS)}')
+    steps = args.steps or STEPS
+    logging.basicConfig(format='[%(asctime)s] %(message)s', datefmt='%H:%M:%S',
+                        level=logging.INFO)
+    os.chdir(ROOT)   # d2lbook reads config.ini from the working directory
+    # d2lbook runs sphinx-build from PATH: take this environment's
+    os.environ['PATH'] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get('PATH', '')
+    cfg = read_config()
+    start = time.perf_counter()
+    for step in STEPS:
+        if step not in steps:
+            continue
+        tik = time.perf_counter()
+        if step == 'stage':
+            stage(cfg, args.full)
+        elif step == 'eval':
+            evaluate(cfg, args.full, args.envs_dir)
+        elif step == 'merge':
+            merge(cfg)
+        elif step == 'html':
+            html(cfg, args.envs_dir)
+        log.info('step %s took %.0f s', step, time.perf_counter() - tik)
+    page = cfg['out'] / 'html' / Path(CHAPTER).with_suffix('.html')
+    log.info('done in %.0f s (%s budget); the page: %s', time.perf_counter() - start,
+             'full' if args.full else 'small', page.relative_to(ROOT))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
