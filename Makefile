@@ -22,7 +22,8 @@ name_jax := JAX
 env_python = $(ENVS_DIR)/$(1)/bin/python
 stamp = $(ENVS_DIR)/$(1)/.installed
 
-.PHONY: setup run test data ipynb record lock lab kernels clean-envs $(addprefix test-,$(FRAMEWORKS))
+.PHONY: setup run test data ipynb record lock lab kernels clean-envs
+# (test-<framework> is not .PHONY: make skips pattern rules for phony targets.)
 
 setup: $(foreach fw,$(FRAMEWORKS),$(call stamp,$(fw)))
 
