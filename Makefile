@@ -22,7 +22,7 @@ name_jax := JAX
 env_python = $(ENVS_DIR)/$(1)/bin/python
 stamp = $(ENVS_DIR)/$(1)/.installed
 
-.PHONY: setup run test data ipynb record lock lab kernels clean-envs
+.PHONY: setup run test data ipynb record lock lab kernels study clean-envs
 # (test-<framework> is not .PHONY: make skips pattern rules for phony targets.)
 
 setup: $(foreach fw,$(FRAMEWORKS),$(call stamp,$(fw)))
@@ -56,7 +56,7 @@ test: $(addprefix test-,$(FRAMEWORKS))
 # pytest (framework-free tests and this framework's tests), then the chapter under
 # nbval in the small training budget, comparing the recorded deterministic outputs.
 test-%: $(call stamp,%) data
-	cd tests && D2L_FRAMEWORK=$* ../$(call env_python,$*) -m pytest -q -p no:cacheprovider .
+	cd tests && D2L_FRAMEWORK=$* $(abspath $(call env_python,$*)) -m pytest -q -p no:cacheprovider .
 	D2L_FRAMEWORK=$* D2L_SMALL_BUDGET=1 $(call env_python,$*) -m pytest -q -p no:cacheprovider \
 		--nbval-lax --nbval-current-env $(RECORDED)/cnn-design.$*.ipynb
 
@@ -87,6 +87,12 @@ lab: setup
 	$(call env_python,pytorch) -m pip install -q jupyterlab
 	JUPYTER_PATH=$(subst $(eval) ,:,$(foreach fw,$(FRAMEWORKS),$(abspath $(ENVS_DIR)/$(fw)/share/jupyter))) \
 		$(call env_python,pytorch) -m jupyter lab chapter_cnn_design/
+
+# The design-space study (PyTorch): STUDY_N models per space, resumable; then its EDF figure.
+STUDY_N ?= 32
+study: $(call stamp,pytorch) data
+	$(call env_python,pytorch) -m d2lsupport.study run --out results/study.jsonl -n $(STUDY_N) $(STUDY_ARGS)
+	$(call env_python,pytorch) -m d2lsupport.study plot results/study.jsonl --out img/edf-study.svg
 
 # Register the four kernels for your own Jupyter (in ~/.local/share/jupyter).
 kernels: setup
@@ -135,7 +141,10 @@ html: setup data $(docs_stamp)
 	$(DOCS_ENV)/bin/python tools/book.py --envs-dir $(ENVS_DIR) $(full_flag)
 
 # Opens the built page from a local server in headless chromium: every tab, images, math;
-# screenshots go to _build/screenshots/.
+# screenshots go to _build/screenshots/. Not yet part of `make test`: it adds about 7
+# minutes (docs environment, Debian packages, evaluating the four tabs, the browser) and
+# has not yet been verified from a fresh machine.
+
 test-html: html
 	@$(call debian,chromium,chromium chromium-driver)
 	@$(call debian,chromedriver,chromium-driver)

@@ -138,6 +138,18 @@ def bottleneck_width(width, bottleneck):
     return int(round(width / bottleneck))
 
 
+def grouped_bottleneck(num_channels, group_width, bot_mul):
+    """Bottleneck channels int(round(num_channels * bot_mul)) of a ResNeXt block,
+    checked to split into groups of `group_width` channels (ValueError if not)."""
+    bot_channels = int(round(num_channels * bot_mul))
+    if group_width < 1 or bot_channels < group_width or bot_channels % group_width:
+        raise ValueError(
+            f'ResNeXt block: {bot_channels} bottleneck channels ({num_channels} x '
+            f'{bot_mul}) do not split into groups of {group_width}; choose a group '
+            f'width that divides {bot_channels}')
+    return bot_channels
+
+
 def stage_problem(depth, width, group_width, bottleneck):
     """Why a stage cannot be built, or None if it can."""
     if depth < 1 or width < 1 or bottleneck <= 0:

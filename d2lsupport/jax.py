@@ -13,7 +13,7 @@ from flax import linen as nn
 
 from .core import DataModule, HyperParameters, ProgressBoard, add_to_class, print_layer_table
 from .data import FashionMNISTBase
-from .design import check_config, se_width
+from .design import check_config, grouped_bottleneck, se_width
 from .trainer import BaseTrainer
 
 __all__ = ['add_to_class', 'HyperParameters', 'ProgressBoard', 'DataModule', 'Module',
@@ -173,7 +173,7 @@ class ResNeXtBlock(nn.Module):
 
     @nn.compact
     def __call__(self, X):
-        bot_channels = int(round(self.num_channels * self.bot_mul))
+        bot_channels = grouped_bottleneck(self.num_channels, self.groups, self.bot_mul)
         Y = nn.relu(_batch_norm(self.training)(_conv(bot_channels)(X)))
         Y = _GroupedConv3x3(bot_channels, self.groups, self.strides)(Y)
         Y = nn.relu(_batch_norm(self.training)(Y))

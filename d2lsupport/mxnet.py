@@ -9,7 +9,7 @@ from mxnet.gluon import nn
 
 from .core import DataModule, HyperParameters, ProgressBoard, add_to_class, print_layer_table
 from .data import FashionMNISTBase
-from .design import check_config, se_width
+from .design import check_config, grouped_bottleneck, se_width
 from .trainer import BaseTrainer
 
 npx.set_np()
@@ -152,7 +152,7 @@ class ResNeXtBlock(nn.HybridBlock):
     def __init__(self, num_channels, groups, bot_mul, use_1x1conv=False, strides=1,
                  se_ratio=0.0):
         super().__init__()
-        bot_channels = int(round(num_channels * bot_mul))
+        bot_channels = grouped_bottleneck(num_channels, groups, bot_mul)
         self.conv1 = nn.Conv2D(bot_channels, kernel_size=1)
         self.conv2 = nn.Conv2D(bot_channels, kernel_size=3, strides=strides,
                                padding=1, groups=bot_channels // groups)

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from .core import DataModule, HyperParameters, ProgressBoard, add_to_class, print_layer_table
 from .data import FashionMNISTBase
-from .design import check_config, se_width
+from .design import check_config, grouped_bottleneck, se_width
 from .trainer import BaseTrainer
 
 __all__ = ['add_to_class', 'HyperParameters', 'ProgressBoard', 'DataModule', 'Module',
@@ -138,7 +138,7 @@ class ResNeXtBlock(tf.keras.layers.Layer):
     def __init__(self, num_channels, groups, bot_mul, use_1x1conv=False, strides=1,
                  se_ratio=0.0):
         super().__init__()
-        self.bot_channels = int(round(num_channels * bot_mul))
+        self.bot_channels = grouped_bottleneck(num_channels, groups, bot_mul)
         self.se_ratio, self.se = se_ratio, None
         self.conv1 = tf.keras.layers.Conv2D(self.bot_channels, 1)
         # Pad 1 pixel on every side as the other frameworks do; Keras's 'same'

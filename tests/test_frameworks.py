@@ -157,3 +157,39 @@ def _weights(model, framework):
     if framework == 'mxnet':
         return [p.data().asnumpy() for p in model.collect_params().values()]
     return [w.numpy() for w in model.trainable_weights]
+
+
+def block_output_shape(framework, block, X_shape):
+    """Output shape of a ResNeXt block applied to zeros of shape X_shape."""
+    if framework == 'jax':
+        import jax
+        import jax.numpy as jnp
+        out, _ = block.init_with_output(jax.random.PRNGKey(0), jnp.zeros(X_shape))
+        return tuple(out.shape)
+    if framework == 'pytorch':
+        import torch
+        return tuple(block(torch.zeros(X_shape)).shape)
+    if framework == 'mxnet':
+        from mxnet import np as mxnp
+        block.initialize()
+        return tuple(block(mxnp.zeros(X_shape)).shape)
+    import tensorflow as tf
+    return tuple(block(tf.zeros(X_shape)).shape)
+
+
+@pytest.mark.parametrize('c_in, num_channels, groups, bot_mul, use_1x1conv, strides', [
+    (16, 16, 8, 1, False, 1), (16, 16, 4, 0.25, False, 1), (16, 32, 16, 1, True, 2),
+    (8, 32, 2, 0.25, True, 2), (16, 24, 8, 1, True, 1), (8, 8, 1, 0.5, True, 2)])
+def test_resnext_block_shapes(d2l, framework, c_in, num_channels, groups, bot_mul,
+                              use_1x1conv, strides):
+    block = d2l.ResNeXtBlock(num_channels, groups, bot_mul, use_1x1conv, strides)
+    out = block_output_shape(framework, block, image_shape(framework, 2, 12, c_in))
+    assert out == image_shape(framework, 2, 12 // strides, num_channels)
+
+
+@pytest.mark.parametrize('num_channels, groups, bot_mul', [(32, 12, 1), (16, 8, 0.25)])
+def test_resnext_block_rejects_widths_that_do_not_split_into_groups(
+        d2l, framework, num_channels, groups, bot_mul):
+    with pytest.raises(ValueError, match='do not split into groups'):
+        block = d2l.ResNeXtBlock(num_channels, groups, bot_mul, True, 2)
+        block_output_shape(framework, block, image_shape(framework, 2, 8, 8))

@@ -19,6 +19,9 @@ eval   d2lbook's eval step once per tab, with the notebook kernel started from t
        framework's environment (.venv/<framework>/bin/python) and D2L_FRAMEWORK and
        D2L_SMALL_BUDGET set for it. d2lbook starts the kernel named python3, so a
        kernel of that name is written for each framework and found via JUPYTER_PATH.
+       Two of d2lbook's habits are adjusted for the run: it reserves a GPU for a
+       notebook whose code says `num_gpus=1` and refuses to run it on a machine
+       without one, and it stops a cell after 20 minutes (lifted with --full).
 merge  d2lbook's merge of the evaluated tabs into one notebook, with one change: a
        cell that every tab ran with the same source (the chapter's ``%%tab all``
        cells) is shown once, outside the tabs, with the first tab's outputs, instead
