@@ -2,7 +2,6 @@
 import inspect
 import os
 import platform
-import time
 
 FRAMEWORKS = ('mxnet', 'pytorch', 'tensorflow', 'jax')
 
@@ -142,20 +141,6 @@ def machine_info():
     return {'cpu': cpu_name(), 'cores': os.cpu_count(),
             'python': platform.python_version(), 'system': platform.system()}
 
-
-class Timer:
-    """Accumulate wall-clock time across start/stop pairs."""
-
-    def __init__(self):
-        self.total = 0.0
-        self._start = None
-
-    def start(self):
-        self._start = time.perf_counter()
-
-    def stop(self):
-        self.total += time.perf_counter() - self._start
-        return self.total
 
 
 class DataModule(HyperParameters):
