@@ -1,6 +1,7 @@
 # cnn-design: one environment per framework, the chapter, its tests.
 #   make run [FRAMEWORK=jax]   run the chapter end to end (full training)
 #   make test                  pytest in all four environments + the notebook under nbval
+#   make bench                 speed and memory of every framework (results/bench.json)
 # Both set up what is missing first.
 
 FRAMEWORKS := pytorch mxnet tensorflow jax
@@ -22,7 +23,7 @@ name_jax := JAX
 env_python = $(ENVS_DIR)/$(1)/bin/python
 stamp = $(ENVS_DIR)/$(1)/.installed
 
-.PHONY: setup run test data ipynb record lock lab kernels study clean-envs
+.PHONY: setup run test data ipynb record lock lab kernels study bench clean-envs
 # (test-<framework> is not .PHONY: make skips pattern rules for phony targets.)
 
 setup: $(foreach fw,$(FRAMEWORKS),$(call stamp,$(fw)))
@@ -93,6 +94,20 @@ STUDY_N ?= 32
 study: $(call stamp,pytorch) data
 	$(call env_python,pytorch) -m d2lsupport.study run --out results/study.jsonl -n $(STUDY_N) $(STUDY_ARGS)
 	$(call env_python,pytorch) -m d2lsupport.study plot results/study.jsonl --out img/edf-study.svg
+
+# Speed and memory: every framework in its own process, then the book's recipe as the
+# baseline; writes results/bench.json and prints a markdown table (see BENCHMARKS.md).
+# Takes about 15 minutes on 2 cores; run it on an otherwise idle machine.
+BENCH_REPS ?= 8
+bench: setup data
+	mkdir -p _build/bench results
+	for fw in $(FRAMEWORKS); do \
+		$(ENVS_DIR)/$$fw/bin/python tools/bench.py measure --framework $$fw \
+			--reps $(BENCH_REPS) --out _build/bench/$$fw.json || exit 1; \
+	done
+	$(call env_python,pytorch) tools/bench.py book --out _build/bench/book.json
+	$(call env_python,pytorch) tools/bench.py report $(foreach fw,$(FRAMEWORKS) book,_build/bench/$(fw).json) \
+		--out results/bench.json
 
 # Register the four kernels for your own Jupyter (in ~/.local/share/jupyter).
 kernels: setup

@@ -266,12 +266,17 @@ def load_resized(train, size, root=None):
 
 
 class FashionMNISTBase(HyperParameters):
-    """Fashion-MNIST as numpy minibatches; framework modules turn them into tensors."""
+    """Fashion-MNIST as numpy minibatches; framework modules turn them into tensors.
 
-    def __init__(self, batch_size=64, resize=(28, 28), root=None, seed=0):
+    `num_train` and `num_val` keep only the first images of each split (all
+    by default), for quick experiments.
+    """
+
+    def __init__(self, batch_size=64, resize=(28, 28), root=None, seed=0,
+                 num_train=None, num_val=None):
         self.save_hyperparameters()
-        self.train = load_resized(True, resize, root)
-        self.val = load_resized(False, resize, root)
+        self.train = tuple(a[:num_train] for a in load_resized(True, resize, root))
+        self.val = tuple(a[:num_val] for a in load_resized(False, resize, root))
         self.rng = np.random.default_rng(seed)
 
     def num_batches(self, train):

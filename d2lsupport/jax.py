@@ -246,15 +246,16 @@ def _eval_step(model, params, batch_stats, X, y):
 
 
 class Trainer(BaseTrainer):
-    """Training with one jit-compiled step: forward, gradient, SGD and BN update.
+    """Training with one jit-compiled step (eager if not `fast`): forward,
+    gradient, SGD and BN update.
 
     The Trainer holds the parameters, the batch-norm statistics and the
     optimizer state; each new batch shape (e.g. a smaller last batch) compiles once.
     """
     framework = 'jax'
 
-    def __init__(self, max_epochs, num_gpus=0):
-        super().__init__(max_epochs, num_gpus)
+    def __init__(self, max_epochs, num_gpus=0, fast=True, plot=True):
+        super().__init__(max_epochs, num_gpus, fast, plot)
         self.device = try_gpu() if num_gpus else cpu()
 
     def device_name(self):
@@ -267,8 +268,11 @@ class Trainer(BaseTrainer):
         self.batch_stats = variables.get('batch_stats', {})
         optim = model.configure_optimizers()
         self.opt_state = optim.init(self.params)
-        self._train = jax.jit(partial(_train_step, model, optim), donate_argnums=(0, 1, 2))
-        self._eval = jax.jit(partial(_eval_step, _eval_model(model)))
+        self._train = partial(_train_step, model, optim)
+        self._eval = partial(_eval_step, _eval_model(model))
+        if self.fast:
+            self._train = jax.jit(self._train, donate_argnums=(0, 1, 2))
+            self._eval = jax.jit(self._eval)
 
     def train_step(self, batch):
         X, y = jax.device_put(batch, self.device)

@@ -206,15 +206,16 @@ def anynet(config, num_classes=10, se_ratio=0.0, lr=0.1):
 
 
 class Trainer(BaseTrainer):
-    """Gluon training with the network hybridized into one static graph.
+    """Gluon training with the network hybridized into one static graph
+    (imperative if not `fast`).
 
     ``static_alloc`` and ``static_shape`` made the RegNetX32 step 15-25%
     faster than imperative execution, and faster than plain `hybridize`.
     """
     framework = 'mxnet'
 
-    def __init__(self, max_epochs, num_gpus=0):
-        super().__init__(max_epochs, num_gpus)
+    def __init__(self, max_epochs, num_gpus=0, fast=True, plot=True):
+        super().__init__(max_epochs, num_gpus, fast, plot)
         self.ctx = try_gpu() if num_gpus else cpu()
 
     def device_name(self):
@@ -224,7 +225,8 @@ class Trainer(BaseTrainer):
         X, _ = next(data.train_dataloader())
         model.collect_params().reset_ctx(self.ctx)
         _materialize(model, X.shape, self.ctx)
-        model.net.hybridize(static_alloc=True, static_shape=True)
+        if self.fast:
+            model.net.hybridize(static_alloc=True, static_shape=True)
         self.optim = model.configure_optimizers()
 
     def train_step(self, batch):

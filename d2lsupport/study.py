@@ -56,10 +56,12 @@ from tqdm import tqdm
 
 from . import design
 from .data import DataError, load_resized
+from .trainer import RESULTS_DIR
 
 FRAMEWORK = 'pytorch'
 CONNECT_TIMEOUT = '10s'   # to reach a Dask scheduler
 COMPARISONS = (('A', 'B'), ('B', 'C'), ('C', 'D'), ('D', 'E'), ('E', 'RegNetX'))
+RESULTS_FILE = os.path.join(RESULTS_DIR, 'study.jsonl')  # the study shipped with the chapter
 
 
 class StudyError(RuntimeError):
@@ -323,6 +325,43 @@ def summary(records):
         seconds = np.median([r['seconds'] for r in records if r['space'] == space])
         lines.append(f'{space:<10}{s["n"]:>4}{s["min"]:>8.3f}{s["median"]:>8.3f}'
                      f'{s["mean"]:>8.3f}{seconds:>9.1f}')
+    return '\n'.join(lines)
+
+
+def median_shift(before, after, rng, draws=4000):
+    """Median of `after` minus median of `before`, with a 95% bootstrap interval."""
+    before, after = np.asarray(before), np.asarray(after)
+    shifts = [np.median(rng.choice(after, after.size)) - np.median(rng.choice(before, before.size))
+              for _ in range(draws)]
+    return np.median(after) - np.median(before), np.percentile(shifts, [2.5, 97.5])
+
+
+def cost_residuals(records):
+    """Errors minus a straight-line fit of error against log FLOPs over all
+    `records`; returns (residuals, correlation of error with log FLOPs)."""
+    log_flops = np.log([r['complexity']['flops'] for r in records])
+    errors = np.array([r['error'] for r in records])
+    slope, intercept = np.polyfit(log_flops, errors, 1)
+    return errors - (intercept + slope * log_flops), np.corrcoef(log_flops, errors)[0, 1]
+
+
+def comparisons(records, pairs=COMPARISONS, seed=0):
+    """Per pair of spaces, the change in median error (bootstrap interval), and
+    per space the median cost and the median error after correcting for cost."""
+    errors, rng = errors_by_space(records), np.random.default_rng(seed)
+    lines = ['change of the median error, in points (95% bootstrap interval):']
+    for a, b in [(a, b) for a, b in pairs if a in errors and b in errors]:
+        shift, (low, high) = median_shift(errors[a], errors[b], rng)
+        lines.append(f'  {a:>7} -> {b:<8}{100 * shift:+6.2f}  [{100 * low:+.2f}, {100 * high:+.2f}]')
+    residuals, correlation = cost_residuals(records)
+    flops = [r['complexity']['flops'] / 1e6 for r in records]
+    lines.append(f'MFLOPs of the networks: {min(flops):.2f} to {max(flops):.2f}; '
+                 f'correlation of error with log FLOPs: {correlation:.2f}')
+    lines.append(f'{"space":<10}{"MFLOPs":>8}{"cost-corrected median error (points)":>38}')
+    spaces = np.array([r['space'] for r in records])
+    for space in errors:
+        flops = np.median([r['complexity']['flops'] for r in records if r['space'] == space])
+        lines.append(f'{space:<10}{flops / 1e6:>8.2f}{100 * np.median(residuals[spaces == space]):>+38.2f}')
     return '\n'.join(lines)
 
 

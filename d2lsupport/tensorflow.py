@@ -196,16 +196,16 @@ def anynet(config, num_classes=10, se_ratio=0.0, lr=0.1):
 
 
 class Trainer(BaseTrainer):
-    """Training with steps compiled by `tf.function`.
+    """Training with steps compiled by `tf.function` (eager if not `fast`).
 
-    XLA (``jit_compile=True``) is off by default: it made the RegNetX32 step
-    slower on a CPU (28 instead of 64 images/s, see `ResNeXtBlock`).
+    XLA (the attribute ``jit_compile``) is off: it made the RegNetX32 step
+    slower on a CPU (see `ResNeXtBlock` and BENCHMARKS.md).
     """
     framework = 'tensorflow'
+    jit_compile = False
 
-    def __init__(self, max_epochs, num_gpus=0, jit_compile=False):
-        super().__init__(max_epochs, num_gpus)
-        self.jit_compile = jit_compile
+    def __init__(self, max_epochs, num_gpus=0, fast=True, plot=True):
+        super().__init__(max_epochs, num_gpus, fast, plot)
         use_gpu = num_gpus and tf.config.list_physical_devices('GPU')
         self.device_label = 'GPU:0' if use_gpu else 'CPU:0'
 
@@ -218,8 +218,10 @@ class Trainer(BaseTrainer):
             model(X[:1], training=False)
             self.optim = model.configure_optimizers()
             self.optim.build(model.trainable_variables)
-        self._train = tf.function(self._train_fn, jit_compile=self.jit_compile)
-        self._eval = tf.function(self._eval_fn, jit_compile=self.jit_compile)
+        self._train, self._eval = self._train_fn, self._eval_fn
+        if self.fast:
+            self._train = tf.function(self._train_fn, jit_compile=self.jit_compile)
+            self._eval = tf.function(self._eval_fn, jit_compile=self.jit_compile)
 
     def _train_fn(self, X, y):
         with tf.GradientTape() as tape:

@@ -7,6 +7,8 @@ Each framework module subclasses `BaseTrainer` and supplies three methods:
 """
 import json
 import os
+import resource
+import sys
 import time
 
 from tqdm import tqdm
@@ -21,7 +23,9 @@ class BaseTrainer(HyperParameters):
     framework = None
     plots_per_epoch = 2
 
-    def __init__(self, max_epochs, num_gpus=0):
+    def __init__(self, max_epochs, num_gpus=0, fast=True, plot=True):
+        """`fast=False` runs the steps eagerly (for comparison); `plot=False`
+        keeps a notebook free of the live plot."""
         self.save_hyperparameters()
         if num_gpus:
             print(f'Trainer: asked for {num_gpus} GPU(s) but none is available; '
@@ -53,9 +57,10 @@ class BaseTrainer(HyperParameters):
         for self.epoch in range(self.epochs):
             train_loss = self._train_epoch()
             val_loss, val_acc = self._validate()
-            self.history.append({'epoch': self.epoch + 1, 'train_loss': train_loss,
-                                 'val_loss': val_loss, 'val_acc': val_acc})
             self.wall_time = time.perf_counter() - start
+            self.history.append({'epoch': self.epoch + 1, 'train_loss': train_loss,
+                                 'val_loss': val_loss, 'val_acc': val_acc,
+                                 'time_s': round(self.wall_time, 2)})
             self.train_loss, self.val_loss, self.val_acc = train_loss, val_loss, val_acc
             self.examples_per_sec = self.num_examples_seen / self.wall_time
             self._save_results()
@@ -115,6 +120,8 @@ class BaseTrainer(HyperParameters):
         return val_loss, val_acc
 
     def _redraw(self):
+        if not self.plot:
+            return
         self.board.title = f'{self.framework}: epoch {self.epoch + 1}/{self.epochs}'
         self.board.show()
 
@@ -136,12 +143,19 @@ class BaseTrainer(HyperParameters):
                   'train_loss': self.train_loss, 'val_loss': self.val_loss,
                   'val_acc': self.val_acc, 'wall_time_s': round(self.wall_time, 1),
                   'examples_per_sec': round(self.examples_per_sec, 1),
-                  'history': self.history, 'machine': machine_info(),
+                  'peak_rss_mb': peak_rss_mb(), 'history': self.history,
+                  'machine': machine_info(),
                   'date': time.strftime('%Y-%m-%d %H:%M:%S')}
         path = os.path.join(folder, f'{name}.{self.framework}.json')
         with open(path + '.tmp', 'w') as f:
             json.dump(record, f, indent=1)
         os.replace(path + '.tmp', path)
+
+
+def peak_rss_mb():
+    """Peak resident memory of this process so far, in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (2 ** 20 if sys.platform == 'darwin' else 2 ** 10), 1)
 
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'results')

@@ -310,7 +310,8 @@ def test_disk_cache_is_reused(root, monkeypatch):
 @needs_mirror
 def test_fashion_mnist_batches(root):
     fm = data.FashionMNISTBase(batch_size=256, root=root, seed=1)
-    assert fm.hparams == dict(batch_size=256, resize=(28, 28), root=root, seed=1)
+    assert fm.hparams == dict(batch_size=256, resize=(28, 28), root=root, seed=1,
+                             num_train=None, num_val=None)
     assert fm.num_batches(True) == 235 and fm.num_batches(False) == 40
     X, y = next(fm.batches(True))
     assert X.shape == (256, 28, 28) and X.dtype == np.float32
@@ -319,6 +320,16 @@ def test_fashion_mnist_batches(root):
     *_, (X, y) = fm.batches(False)
     assert X.shape == (10000 - 39 * 256, 28, 28)
     assert fm.text_labels(y[:2]) == [data.TEXT_LABELS[y[0]], data.TEXT_LABELS[y[1]]]
+
+
+@needs_mirror
+def test_fashion_mnist_subset(root):
+    fm = data.FashionMNISTBase(batch_size=100, root=root, num_train=1000, num_val=300)
+    full = data.load_resized(True, (28, 28), root)
+    assert fm.num_batches(True) == 10 and fm.num_batches(False) == 3
+    np.testing.assert_array_equal(fm.train[0], full[0][:1000])
+    np.testing.assert_array_equal(fm.train[1], full[1][:1000])
+    assert sum(len(y) for _, y in fm.batches(False)) == 300
 
 
 @needs_mirror

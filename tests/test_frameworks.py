@@ -126,11 +126,12 @@ def test_trainer_small_budget_trains_and_reports(chapter, d2l, framework, mirror
     assert trainer.summary() in out
 
 
-def test_training_steps_reduce_the_loss(chapter, d2l, framework, mirror, monkeypatch):
+@pytest.mark.parametrize('fast', [True, False], ids=['fast', 'eager'])
+def test_training_steps_reduce_the_loss(chapter, d2l, framework, mirror, monkeypatch, fast):
     monkeypatch.delenv('D2L_SMALL_BUDGET', raising=False)
     model = chapter['AnyNet'](((1, 16, 8, 1), (1, 32, 8, 1)), 16, lr=0.1)
     data = d2l.FashionMNIST(batch_size=64, resize=(28, 28))
-    trainer = d2l.Trainer(max_epochs=1)
+    trainer = d2l.Trainer(max_epochs=1, fast=fast)
     trainer.model, trainer.data = model, data
     trainer.prepare(model, data)
     batches = data.train_dataloader()
@@ -193,3 +194,29 @@ def test_resnext_block_rejects_widths_that_do_not_split_into_groups(
     with pytest.raises(ValueError, match='do not split into groups'):
         block = d2l.ResNeXtBlock(num_channels, groups, bot_mul, True, 2)
         block_output_shape(framework, block, image_shape(framework, 2, 8, 8))
+
+
+@pytest.fixture(scope='module')
+def regnety32(chapter, framework):
+    """The chapter's RegNetY32 class (its cell comes after the training cells)."""
+    for source in tab_code(CHAPTER_MD, framework):
+        if source.startswith('class RegNetY32'):
+            exec(compile(source, str(CHAPTER_MD), 'exec'), chapter)
+    return chapter['RegNetY32']
+
+
+def test_regnety32_adds_squeeze_and_excitation(regnety32, chapter, d2l, framework):
+    model = make_model(chapter, framework, regnety32)
+    assert d2l.param_count(model, image_shape(framework, 1, 96)) == 199_366
+
+
+@pytest.mark.parametrize('space', ['C', 'RegNetX'])
+def test_anynet_with_se_matches_the_complexity_formula(chapter, d2l, framework, space):
+    rng = np.random.default_rng(5)
+    for _ in range(2):
+        config = design.sample_config(space, rng)
+        arch = tuple((d, w, g, 1 / b) for d, w, g, b in config['stages'])
+        model = make_model(chapter, framework, 'AnyNet', arch, config['stem_width'],
+                           se_ratio=0.25)
+        expected = design.complexity(config, image_size=28, se_ratio=0.25)['params']
+        assert d2l.param_count(model, image_shape(framework, 2, 28)) == expected, config

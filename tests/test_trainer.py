@@ -59,6 +59,9 @@ def test_results_are_written_after_every_epoch(tmp_path, monkeypatch):
     assert record['complete'] and record['epochs_done'] == 2
     assert record['val_acc'] == 0.75 and record['lr'] == 0.1
     assert len(record['history']) == 2 and record['machine']['cores'] >= 1
+    times = [h['time_s'] for h in record['history']]
+    assert 0 <= times[0] <= times[1] == pytest.approx(record['wall_time_s'], abs=0.06)
+    assert record['peak_rss_mb'] > 10  # a Python process with numpy loaded
 
 
 def test_time_limit_stops_early_and_is_recorded(tmp_path, monkeypatch, capsys):
@@ -92,3 +95,11 @@ def test_show_results_marks_incomplete_runs(tmp_path, monkeypatch, capsys):
 def test_show_results_without_records(tmp_path, capsys):
     trainer_lib.show_results('RegNetX32', folder=str(tmp_path))
     assert 'no recorded runs' in capsys.readouterr().out
+
+
+def test_plot_false_never_draws(monkeypatch):
+    monkeypatch.delenv(Budget.ENV, raising=False)
+    t = Halving(max_epochs=1, plot=False)
+    monkeypatch.setattr(t.board, 'show', lambda: pytest.fail('drew a plot'))
+    t.fit(Model(), CountingData())
+    assert t.history and 'train_loss' in t.board.lines

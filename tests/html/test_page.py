@@ -198,9 +198,10 @@ def test_every_image_loads(page, base_url):
     assert all(src.startswith(base_url) for src, _ in images)
     names = [src.rsplit('/', 1)[-1] for src, _ in images]
     assert any(n.startswith('anynet') and n.endswith('.svg') for n in names)
-    assert any(n.startswith('edf-placeholder') and n.endswith('.svg') for n in names)
-    # the width-rule plot once, and one training plot per tab
-    assert sum(n.endswith('.png') for n in names) >= 1 + len(TABS)
+    assert any(n.startswith('edf-study') and n.endswith('.svg') for n in names)
+    # once each: the study's EDFs, the live study's EDFs, the width rule; then one
+    # training plot per tab
+    assert sum(n.endswith('.png') for n in names) >= 3 + len(TABS)
 
 
 def test_math_renders(page):

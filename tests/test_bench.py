@@ -1,0 +1,62 @@
+"""The benchmark's bookkeeping: mixing rates, merging files, the report table.
+
+Timings themselves are never asserted: `make bench` reports them.
+"""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / 'tools'))
+import bench  # noqa: E402
+
+
+def test_mixed_rate_weights_the_two_phases_by_their_images():
+    train, val = 100.0, 400.0
+    seconds = bench.TRAIN_BATCHES * bench.BATCH / train + bench.VAL_BATCHES * bench.BATCH / val
+    expected = (bench.TRAIN_BATCHES + bench.VAL_BATCHES) * bench.BATCH / seconds
+    assert bench.mixed_rate(train, val) == pytest.approx(expected, abs=0.05)
+    assert bench.mixed_rate(200.0, 200.0) == 200.0
+
+
+def test_median_time_skips_the_warmup():
+    calls = []
+    bench.median_time(lambda: calls.append(1), reps=3, warmup=2)
+    assert len(calls) == 5
+
+
+def fake_framework(trainer):
+    return {'bare_eager': 10.0, 'bare_fast': 40.0, 'bare_fast_eval': 120.0, 'data': 5000.0,
+            'trainer': trainer, 'overhead': 0.05, 'variants': {'XLA': 20.0},
+            'peak_rss_mb': 900.0}
+
+
+def test_report_merges_and_prints_the_ratios(tmp_path):
+    paths = []
+    for name, record in {'pytorch': {'pytorch': fake_framework(60.0)},
+                         'jax': {'jax': fake_framework(30.0)},
+                         'book': {'book_recipe': 20.0, 'book_train': 18.0, 'book_val': 50.0,
+                                  'book_data': 7000.0, 'peak_rss_mb': 1200.0}}.items():
+        paths.append(tmp_path / f'{name}.json')
+        paths[-1].write_text(json.dumps(record))
+    out = tmp_path / 'bench.json'
+    result = subprocess.run([sys.executable, str(ROOT / 'tools' / 'bench.py'), 'report',
+                             *map(str, paths), '--out', str(out)],
+                            capture_output=True, text=True, check=True)
+    merged = json.loads(out.read_text())
+    assert set(merged) >= {'pytorch', 'jax', 'book_recipe', 'machine'}
+    rows = {line.split('|')[1].strip(): line for line in result.stdout.splitlines()
+            if line.startswith('| ')}
+    assert '| 1.00x | 3.00x |' in rows['pytorch']      # fastest; 60 / 20
+    assert '| 0.50x | 1.50x |' in rows['jax']
+    assert 'jax XLA: 20.0' in result.stdout
+
+
+def test_report_names_a_missing_file(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / 'tools' / 'bench.py'), 'report',
+                             str(tmp_path / 'nope.json'), '--out', str(tmp_path / 'b.json')],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and 'run `make bench` first' in result.stderr

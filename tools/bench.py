@@ -1,0 +1,281 @@
+"""Benchmarks for the chapter's training of RegNetX32 (96 x 96, batch 128).
+
+    python tools/bench.py measure --framework pytorch --out results/bench.pytorch.json
+    python tools/bench.py book --out results/bench.book.json       # PyTorch env
+    python tools/bench.py report results/bench.*.json --out results/bench.json
+
+`measure` runs in one framework's environment and times, in images per
+second (medians over repetitions, warm-up excluded):
+
+* bare_eager / bare_fast: the Trainer's own training step on one in-memory
+  batch, with ``fast=False`` (eager) and the default ``fast=True``
+  (channels-last, tf.function, jit, hybridize); a few framework-specific
+  variants go under `variants` (torch.compile, bfloat16, XLA);
+* data: the data module alone, delivering framework tensors;
+* trainer: `Trainer.fit` end to end, with a live plot rendered at every
+  redraw as in a notebook, on a 6:1 subset of training and validation
+  images (the ratio of a real epoch); the time of its second epoch is
+  compared with the bare training and evaluation steps to give `overhead`.
+
+`book` re-implements the book's recipe as the baseline: per-image bilinear
+resize of PIL images in a 4-worker DataLoader, NCHW, an eager training step
+and an evaluation pass, timed on the same 6:1 mix. `report` merges the
+files into results/bench.json and prints a markdown table with the ratios.
+"""
+import argparse
+import io
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from d2lsupport.core import FRAMEWORKS, machine_info  # noqa: E402
+from d2lsupport.trainer import peak_rss_mb  # noqa: E402
+
+REGNETX32 = {'stem_width': 32, 'stages': [(4, 32, 16, 1), (6, 80, 16, 1)]}
+BATCH, SIZE, LR = 128, 96, 0.05
+TRAIN_BATCHES, VAL_BATCHES = 24, 4   # per epoch of the end-to-end runs (6:1 images)
+
+
+def rate(seconds, images=BATCH):
+    return round(images / seconds, 1)
+
+
+def median_time(fn, reps, warmup):
+    """Median seconds of `fn()` over `reps` calls after `warmup` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def load(framework):
+    import importlib
+    return importlib.import_module(f'd2lsupport.{framework}')
+
+
+def prepared_trainer(d2l, fast, data, tweak=None):
+    """A Trainer ready to step on RegNetX32 (lr 0.05); `tweak(trainer)` runs
+    before `prepare`."""
+    trainer = d2l.Trainer(max_epochs=1, fast=fast)
+    model = d2l.anynet(REGNETX32, lr=LR)
+    trainer.model, trainer.data = model, data
+    if tweak:
+        tweak(trainer)
+    trainer.prepare(model, data)
+    return trainer
+
+
+def step_rate(trainer, batch, reps, warmup=3, train=True):
+    step = trainer.train_step if train else trainer.eval_step
+    sync = (lambda out: float(out)) if train else (lambda out: float(out[1]))
+    return rate(median_time(lambda: sync(step(batch)), reps, warmup))
+
+
+def variants(framework, d2l, data, batch, reps):
+    """Other fast options worth knowing about, per framework: {name: images/s}."""
+    if framework == 'pytorch':
+        import torch
+
+        def compiled(trainer):
+            trainer.model.net = torch.compile(trainer.model.net)
+        bf16 = prepared_trainer(d2l, True, data)
+        plain_step = bf16.train_step
+
+        def bf16_step(b):
+            with torch.autocast('cpu', dtype=torch.bfloat16):
+                return plain_step(b)
+        bf16.train_step = bf16_step
+        return {'torch.compile': step_rate(prepared_trainer(d2l, True, data, compiled),
+                                           batch, reps),
+                'bfloat16 autocast': step_rate(bf16, batch, reps)}
+    if framework == 'tensorflow':
+        def xla(trainer):
+            trainer.jit_compile = True
+        return {'XLA': step_rate(prepared_trainer(d2l, True, data, xla), batch, reps)}
+    return {}
+
+
+def data_rate(data, batches=60):
+    """Images per second of the training batches, as framework tensors."""
+    it = data.train_dataloader()
+    next(it)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(it)
+    return rate(time.perf_counter() - start, batches * BATCH)
+
+
+def trainer_rate(d2l, data_cls):
+    """Images per second of the second epoch of `Trainer.fit` on a subset,
+    with the plot rendered (as PNG) at every redraw."""
+    data = data_cls(batch_size=BATCH, resize=(SIZE, SIZE),
+                    num_train=TRAIN_BATCHES * BATCH, num_val=VAL_BATCHES * BATCH)
+    trainer = d2l.Trainer(max_epochs=2)
+    trainer.board.show = lambda: trainer.board.figure().savefig(io.BytesIO(), format='png')
+    trainer.fit(d2l.anynet(REGNETX32, lr=LR), data)
+    first, second = (h['time_s'] for h in trainer.history)
+    return rate(second - first, (TRAIN_BATCHES + VAL_BATCHES) * BATCH)
+
+
+def mixed_rate(train_rate, val_rate):
+    """Images per second of TRAIN_BATCHES training and VAL_BATCHES validation batches."""
+    seconds = TRAIN_BATCHES * BATCH / train_rate + VAL_BATCHES * BATCH / val_rate
+    return rate(seconds, (TRAIN_BATCHES + VAL_BATCHES) * BATCH)
+
+
+def measure(framework, reps):
+    d2l = load(framework)
+    data = d2l.FashionMNIST(batch_size=BATCH, resize=(SIZE, SIZE))
+    batch = next(data.train_dataloader())
+    eager_reps = 3 if framework == 'jax' else reps   # op-by-op JAX is very slow
+    result = {'bare_eager': step_rate(prepared_trainer(d2l, False, data), batch,
+                                      eager_reps, warmup=1)}
+    fast = prepared_trainer(d2l, True, data)
+    result['bare_fast'] = step_rate(fast, batch, reps)
+    result['bare_fast_eval'] = step_rate(fast, batch, reps, train=False)
+    result['data'] = data_rate(data)
+    result['trainer'] = trainer_rate(d2l, type(data))
+    bare_mix = mixed_rate(result['bare_fast'], result['bare_fast_eval'])
+    result['overhead'] = round(bare_mix / result['trainer'] - 1, 3)
+    result['variants'] = variants(framework, d2l, data, batch, reps)
+    result['peak_rss_mb'] = peak_rss_mb()
+    return result
+
+
+# ------------------------------------------------------------ the book's recipe
+
+def book_recipe(reps):
+    """End-to-end images/s of the book's recipe on the same 6:1 mix of batches."""
+    import numpy as np
+    import torch
+    from PIL import Image
+    from torch.utils.data import DataLoader, Dataset
+
+    from d2lsupport import torch as d2l
+    from d2lsupport.data import load_split
+
+    class ResizedFashionMNIST(Dataset):
+        """Raw 28 x 28 images, resized one by one as PIL images, then to [0, 1] tensors."""
+
+        def __init__(self, train):
+            self.images, self.labels = load_split(train)
+
+        def __len__(self):
+            return len(self.labels)
+
+        def __getitem__(self, i):
+            image = Image.fromarray(self.images[i]).resize((SIZE, SIZE), Image.BILINEAR)
+            X = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255).unsqueeze(0)
+            return X, int(self.labels[i])
+
+    def loader(train):
+        return DataLoader(ResizedFashionMNIST(train), BATCH, shuffle=train, num_workers=4)
+
+    model = d2l.anynet(REGNETX32, lr=LR)
+    d2l.param_count(model, (1, 1, SIZE, SIZE))
+    optim = torch.optim.SGD(model.parameters(), lr=LR)
+
+    def run(batches, train):
+        """Seconds for `batches` batches after 3 warm-up batches of a fresh loader."""
+        it = iter(loader(train))
+        model.train(train)
+        for i in range(3 + batches):
+            if i == 3:
+                start = time.perf_counter()
+            X, y = next(it)
+            if train:
+                loss = model.loss(model(X), y)
+                optim.zero_grad()
+                loss.backward()
+                optim.step()
+            else:
+                with torch.no_grad():
+                    float(model.accuracy(model(X), y))
+        return time.perf_counter() - start
+
+    train_rate = rate(min(run(TRAIN_BATCHES, True) for _ in range(reps)),
+                      TRAIN_BATCHES * BATCH)
+    val_rate = rate(min(run(VAL_BATCHES * 3, False) for _ in range(reps)),
+                    VAL_BATCHES * 3 * BATCH)
+    it = iter(loader(True))
+    next(it)
+    start = time.perf_counter()
+    for _ in range(30):
+        next(it)
+    return {'book_recipe': mixed_rate(train_rate, val_rate), 'book_train': train_rate,
+            'book_val': val_rate, 'book_data': rate(time.perf_counter() - start, 30 * BATCH),
+            'peak_rss_mb': peak_rss_mb()}
+
+
+# ---------------------------------------------------------------------- report
+
+def merge(paths):
+    merged = {'machine': machine_info()}
+    for path in paths:
+        merged.update(json.loads(Path(path).read_text()))
+    return merged
+
+
+def table(bench):
+    """The benchmark as a markdown table with the target ratios."""
+    present = [fw for fw in FRAMEWORKS if fw in bench]
+    fastest = max(bench[fw]['trainer'] for fw in present) if present else None
+    lines = ['| framework | bare eager | bare fast | data | trainer | trainer / fastest '
+             '| trainer / book recipe | overhead | peak RSS (MiB) |',
+             '|---|---:|---:|---:|---:|---:|---:|---:|---:|']
+    book = bench.get('book_recipe')
+    for fw in present:
+        r = bench[fw]
+        vs_book = f'{r["trainer"] / book:.2f}x' if book else 'n/a'
+        lines.append(f'| {fw} | {r["bare_eager"]:.1f} | {r["bare_fast"]:.1f} | '
+                     f'{r["data"]:.0f} | {r["trainer"]:.1f} | {r["trainer"] / fastest:.2f}x | '
+                     f'{vs_book} | {100 * r["overhead"]:+.0f}% | {r["peak_rss_mb"]:.0f} |')
+    if book:
+        lines.append(f'| book recipe (PyTorch) | | {bench["book_train"]:.1f} (train) | '
+                     f'{bench["book_data"]:.0f} | {book:.1f} | | 1.00x | | |')
+    extra = [f'{fw} {name}: {value:.1f}' for fw in present
+             for name, value in bench[fw].get('variants', {}).items()]
+    if extra:
+        lines += ['', 'Other bare training steps (images/s): ' + '; '.join(extra) + '.']
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog='python tools/bench.py', description=__doc__.split(
+        '\n\n')[0])
+    commands = parser.add_subparsers(dest='command', required=True)
+    m = commands.add_parser('measure', help='time one framework (run in its environment)')
+    m.add_argument('--framework', required=True, choices=FRAMEWORKS)
+    m.add_argument('--out', required=True)
+    m.add_argument('--reps', type=int, default=8)
+    b = commands.add_parser('book', help="time the book's recipe (PyTorch environment)")
+    b.add_argument('--out', required=True)
+    b.add_argument('--reps', type=int, default=2)
+    r = commands.add_parser('report', help='merge the measurements into one file')
+    r.add_argument('paths', nargs='+')
+    r.add_argument('--out', required=True)
+    args = parser.parse_args(argv)
+    if args.command == 'report':
+        missing = [p for p in args.paths if not Path(p).exists()]
+        if missing:
+            parser.error(f'no such file: {", ".join(missing)}; run `make bench` first')
+        bench = merge(args.paths)
+    elif args.command == 'book':
+        bench = book_recipe(args.reps)
+    else:
+        bench = {args.framework: measure(args.framework, args.reps)}
+    Path(args.out).write_text(json.dumps(bench, indent=1) + '\n')
+    print(table(bench) if args.command == 'report' else json.dumps(bench, indent=1))
+
+
+if __name__ == '__main__':
+    main()
