@@ -254,8 +254,8 @@ class Trainer(BaseTrainer):
     """
     framework = 'jax'
 
-    def __init__(self, max_epochs, num_gpus=0, fast=True, plot=True):
-        super().__init__(max_epochs, num_gpus, fast, plot)
+    def __init__(self, max_epochs, num_gpus=0, fast=True, quiet=False):
+        super().__init__(max_epochs, num_gpus, fast, quiet)
         self.device = try_gpu() if num_gpus else cpu()
 
     def device_name(self):

@@ -204,8 +204,8 @@ class Trainer(BaseTrainer):
     framework = 'tensorflow'
     jit_compile = False
 
-    def __init__(self, max_epochs, num_gpus=0, fast=True, plot=True):
-        super().__init__(max_epochs, num_gpus, fast, plot)
+    def __init__(self, max_epochs, num_gpus=0, fast=True, quiet=False):
+        super().__init__(max_epochs, num_gpus, fast, quiet)
         use_gpu = num_gpus and tf.config.list_physical_devices('GPU')
         self.device_label = 'GPU:0' if use_gpu else 'CPU:0'
 

@@ -23,9 +23,9 @@ class BaseTrainer(HyperParameters):
     framework = None
     plots_per_epoch = 2
 
-    def __init__(self, max_epochs, num_gpus=0, fast=True, plot=True):
-        """`fast=False` runs the steps eagerly (for comparison); `plot=False`
-        keeps a notebook free of the live plot."""
+    def __init__(self, max_epochs, num_gpus=0, fast=True, quiet=False):
+        """`fast=False` runs the steps eagerly (for comparison); `quiet=True`
+        (for many short fits) shows no live plot and writes no results record."""
         self.save_hyperparameters()
         if num_gpus:
             print(f'Trainer: asked for {num_gpus} GPU(s) but none is available; '
@@ -120,7 +120,7 @@ class BaseTrainer(HyperParameters):
         return val_loss, val_acc
 
     def _redraw(self):
-        if not self.plot:
+        if self.quiet:
             return
         self.board.title = f'{self.framework}: epoch {self.epoch + 1}/{self.epochs}'
         self.board.show()
@@ -132,7 +132,7 @@ class BaseTrainer(HyperParameters):
         short still leaves an honest record of the epochs that did run.
         """
         folder = os.environ.get(RESULTS_ENV)
-        if not folder:
+        if not folder or self.quiet:
             return
         name = type(self.model).__name__.lower()
         record = {'model': type(self.model).__name__, 'framework': self.framework,

@@ -97,9 +97,11 @@ def test_show_results_without_records(tmp_path, capsys):
     assert 'no recorded runs' in capsys.readouterr().out
 
 
-def test_plot_false_never_draws(monkeypatch):
+def test_quiet_fit_neither_draws_nor_records(tmp_path, monkeypatch):
+    monkeypatch.setenv(trainer_lib.RESULTS_ENV, str(tmp_path))
     monkeypatch.delenv(Budget.ENV, raising=False)
-    t = Halving(max_epochs=1, plot=False)
+    t = Halving(max_epochs=1, quiet=True)
     monkeypatch.setattr(t.board, 'show', lambda: pytest.fail('drew a plot'))
     t.fit(Model(), CountingData())
     assert t.history and 'train_loss' in t.board.lines
+    assert not list(tmp_path.iterdir())
