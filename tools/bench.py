@@ -39,6 +39,7 @@ from d2lsupport.trainer import peak_rss_mb  # noqa: E402
 REGNETX32 = {'stem_width': 32, 'stages': [(4, 32, 16, 1), (6, 80, 16, 1)]}
 BATCH, SIZE, LR = 128, 96, 0.05
 TRAIN_BATCHES, VAL_BATCHES = 24, 4   # per epoch of the end-to-end runs (6:1 images)
+DATA_BATCHES = 60
 
 
 def rate(seconds, images=BATCH):
@@ -59,7 +60,9 @@ def median_time(fn, reps, warmup):
 
 def load(framework):
     import importlib
-    return importlib.import_module(f'd2lsupport.{framework}')
+
+    from d2lsupport.tab import IMPORT_NAMES
+    return importlib.import_module(f'd2lsupport.{IMPORT_NAMES[framework]}')
 
 
 def prepared_trainer(d2l, fast, data, tweak=None):
@@ -104,8 +107,9 @@ def variants(framework, d2l, data, batch, reps):
     return {}
 
 
-def data_rate(data, batches=60):
+def data_rate(data, batches=None):
     """Images per second of the training batches, as framework tensors."""
+    batches = batches or DATA_BATCHES
     it = data.train_dataloader()
     next(it)
     start = time.perf_counter()
@@ -257,13 +261,19 @@ def main(argv=None):
     m.add_argument('--framework', required=True, choices=FRAMEWORKS)
     m.add_argument('--out', required=True)
     m.add_argument('--reps', type=int, default=8)
+    m.add_argument('--quick', action='store_true',
+                   help='a check that everything runs: tiny sizes, numbers meaningless')
     b = commands.add_parser('book', help="time the book's recipe (PyTorch environment)")
     b.add_argument('--out', required=True)
     b.add_argument('--reps', type=int, default=2)
+    b.add_argument('--quick', action='store_true')
     r = commands.add_parser('report', help='merge the measurements into one file')
     r.add_argument('paths', nargs='+')
     r.add_argument('--out', required=True)
     args = parser.parse_args(argv)
+    if getattr(args, 'quick', False):
+        global TRAIN_BATCHES, VAL_BATCHES, DATA_BATCHES
+        TRAIN_BATCHES, VAL_BATCHES, DATA_BATCHES, args.reps = 2, 1, 2, 1
     if args.command == 'report':
         missing = [p for p in args.paths if not Path(p).exists()]
         if missing:

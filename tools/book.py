@@ -154,7 +154,7 @@ def write_if_changed(path, data):
 
 def build_inputs(full):
     """What the evaluated outputs depend on, besides the staged sources."""
-    files = sorted([*ROOT.glob('d2lsupport/*.py'), *ROOT.glob('results/*.json'),
+    files = sorted([*ROOT.glob('d2lsupport/*.py'), *ROOT.glob('results/*.json*'),
                     *ROOT.glob('requirements/*.txt'), ROOT / 'pyproject.toml'])
     lines = [f'training budget: {"full" if full else "small"}']
     for path in files:
