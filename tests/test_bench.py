@@ -60,3 +60,26 @@ def test_report_names_a_missing_file(tmp_path):
                              str(tmp_path / 'nope.json'), '--out', str(tmp_path / 'b.json')],
                             capture_output=True, text=True)
     assert result.returncode == 2 and 'run `make bench` first' in result.stderr
+
+
+def test_quick_benchmark_runs_in_this_framework(framework, mirror, tmp_path):
+    """`make bench` works here: every measurement of tools/bench.py runs (tiny sizes)."""
+    out = tmp_path / f'{framework}.json'
+    subprocess.run([sys.executable, str(ROOT / 'tools' / 'bench.py'), 'measure', '--framework',
+                    framework, '--quick', '--out', str(out)], check=True, capture_output=True)
+    result = json.loads(out.read_text())[framework]
+    for key in ('bare_eager', 'bare_fast', 'bare_fast_eval', 'data', 'trainer', 'peak_rss_mb'):
+        assert result[key] > 0, key
+    expected = {'pytorch': {'torch.compile', 'bfloat16 autocast'}, 'tensorflow': {'XLA'}}
+    assert set(result['variants']) == expected.get(framework, set())
+
+
+def test_quick_book_recipe_runs(framework, mirror, tmp_path):
+    if framework != 'pytorch':
+        pytest.skip("the book's recipe is PyTorch")
+    out = tmp_path / 'book.json'
+    subprocess.run([sys.executable, str(ROOT / 'tools' / 'bench.py'), 'book', '--quick',
+                    '--out', str(out)], check=True, capture_output=True)
+    result = json.loads(out.read_text())
+    assert all(result[key] > 0 for key in ('book_recipe', 'book_train', 'book_val', 'book_data'))
+    assert result['book_train'] <= result['book_recipe'] <= result['book_val']

@@ -28,6 +28,7 @@ import json
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,9 +88,8 @@ def variants(framework, d2l, data, batch, reps):
     """Other fast options worth knowing about, per framework: {name: images/s}."""
     if framework == 'pytorch':
         import torch
-
-        def compiled(trainer):
-            trainer.model.net = torch.compile(trainer.model.net)
+        compiled = prepared_trainer(d2l, True, data)
+        compiled.model.net = torch.compile(compiled.model.net)
         bf16 = prepared_trainer(d2l, True, data)
         plain_step = bf16.train_step
 
@@ -97,8 +97,7 @@ def variants(framework, d2l, data, batch, reps):
             with torch.autocast('cpu', dtype=torch.bfloat16):
                 return plain_step(b)
         bf16.train_step = bf16_step
-        return {'torch.compile': step_rate(prepared_trainer(d2l, True, data, compiled),
-                                           batch, reps),
+        return {'torch.compile': step_rate(compiled, batch, reps),
                 'bfloat16 autocast': step_rate(bf16, batch, reps)}
     if framework == 'tensorflow':
         def xla(trainer):
@@ -166,6 +165,7 @@ def book_recipe(reps):
 
     from d2lsupport import torch as d2l
     from d2lsupport.data import load_split
+    warnings.filterwarnings('ignore', 'This DataLoader will create 4 worker processes')
 
     class ResizedFashionMNIST(Dataset):
         """Raw 28 x 28 images, resized one by one as PIL images, then to [0, 1] tensors."""
