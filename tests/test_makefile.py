@@ -1,4 +1,5 @@
-"""`make test` really runs the tests of every framework (a dry run of the Makefile)."""
+"""`make test` really runs the tests of every framework and of the HTML page (a dry run
+of the Makefile)."""
 import shutil
 import subprocess
 
@@ -16,3 +17,4 @@ def test_make_test_runs_pytest_and_nbval_for_every_framework(tmp_path):
     for fw in FRAMEWORKS:
         assert f'cd tests && D2L_FRAMEWORK={fw} {tmp_path}/{fw}/bin/python -m pytest' in dry, fw
         assert f'tests/notebooks/cnn-design.{fw}.ipynb' in dry, fw
+    assert 'tools/book.py' in dry and '--confcutdir=tests/html tests/html' in dry
