@@ -106,15 +106,14 @@ def variants(framework, d2l, data, batch, reps):
     return {}
 
 
-def data_rate(data, batches=None):
-    """Images per second of the training batches, as framework tensors."""
-    batches = batches or DATA_BATCHES
+def data_rate(data):
+    """Images per second of DATA_BATCHES training batches, as framework tensors."""
     it = data.train_dataloader()
     next(it)
     start = time.perf_counter()
-    for _ in range(batches):
+    for _ in range(DATA_BATCHES):
         next(it)
-    return rate(time.perf_counter() - start, batches * BATCH)
+    return rate(time.perf_counter() - start, DATA_BATCHES * BATCH)
 
 
 def trainer_rate(d2l, data_cls):
