@@ -136,11 +136,26 @@ def cpu_name():
     return platform.processor() or platform.machine()
 
 
+def physical_cores():
+    """Physical CPU cores this process may use, hyperthreads counted once
+    (from /sys where it exists, else every logical CPU counts)."""
+    cpus = os.sched_getaffinity(0) if hasattr(os, 'sched_getaffinity') \
+        else range(os.cpu_count() or 1)
+    cores = set()
+    for cpu in cpus:
+        topology = f'/sys/devices/system/cpu/cpu{cpu}/topology/'
+        try:
+            with open(topology + 'physical_package_id') as p, open(topology + 'core_id') as c:
+                cores.add((p.read().strip(), c.read().strip()))
+        except OSError:
+            cores.add(cpu)
+    return max(len(cores), 1)
+
+
 def machine_info():
     """A short description of the machine that produced a result."""
     return {'cpu': cpu_name(), 'cores': os.cpu_count(),
             'python': platform.python_version(), 'system': platform.system()}
-
 
 
 class DataModule(HyperParameters):

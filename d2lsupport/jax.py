@@ -105,8 +105,23 @@ class FashionMNIST(FashionMNISTBase, DataModule):
 
 def _conv(num_channels, kernel_size=1, strides=1, padding=0):
     """A convolution with a bias, Xavier-uniform weights and zero biases."""
+    if kernel_size == 1 and padding == 0:
+        return _Conv1x1(num_channels, strides)
     return nn.Conv(num_channels, (kernel_size, kernel_size), strides=strides,
                    padding=padding, kernel_init=_xavier)
+
+
+class _Conv1x1(nn.Module):
+    """A 1x1 convolution run as a matrix product over the channels."""
+    num_channels: int
+    strides: int = 1
+
+    @nn.compact
+    def __call__(self, X):
+        kernel = self.param('kernel', _xavier, (1, 1, X.shape[-1], self.num_channels))
+        bias = self.param('bias', nn.initializers.zeros, (self.num_channels,))
+        s = self.strides
+        return jnp.dot(X[:, ::s, ::s, :], kernel[0, 0]) + bias
 
 
 def _batch_norm(training):

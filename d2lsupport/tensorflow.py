@@ -102,9 +102,28 @@ class SplitGroupConv2D(tf.keras.layers.Conv2D):
                           for X, K in pieces], axis=-1)
 
 
-def _batch_norm():
-    """Batch normalization with PyTorch's defaults (running-average momentum 0.1)."""
-    return tf.keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
+class FusedBatchNorm(tf.keras.layers.BatchNormalization):
+    """Keras batch normalization of NHWC images computed by TensorFlow's fused
+    kernel, with PyTorch's defaults (running-average momentum 0.1, eps 1e-5).
+
+    Same weights, outputs and gradients as Keras's layer, which computes the
+    moments and the normalization as separate ops: in a RegNetX32 training
+    step on a CPU these took half the time (see BENCHMARKS.md).
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(momentum=0.9, epsilon=1e-5, **kwargs)
+
+    def call(self, X, training=None):
+        if not training:
+            return tf.compat.v1.nn.fused_batch_norm(
+                X, self.gamma, self.beta, self.moving_mean, self.moving_variance,
+                epsilon=self.epsilon, is_training=False)[0]
+        Y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            X, self.gamma, self.beta, epsilon=self.epsilon, is_training=True)[:3]
+        for average, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
+            average.assign(self.momentum * average + (1 - self.momentum) * batch)
+        return Y
 
 
 class _SqueezeExcitation(tf.keras.layers.Layer):
@@ -147,10 +166,10 @@ class ResNeXtBlock(tf.keras.layers.Layer):
         self.conv2 = SplitGroupConv2D(self.bot_channels, 3, strides=strides,
                                       groups=self.bot_channels // groups)
         self.conv3 = tf.keras.layers.Conv2D(num_channels, 1)
-        self.bn1, self.bn2, self.bn3 = _batch_norm(), _batch_norm(), _batch_norm()
+        self.bn1, self.bn2, self.bn3 = FusedBatchNorm(), FusedBatchNorm(), FusedBatchNorm()
         if use_1x1conv:
             self.conv4 = tf.keras.layers.Conv2D(num_channels, 1, strides=strides)
-            self.bn4 = _batch_norm()
+            self.bn4 = FusedBatchNorm()
         else:
             self.conv4 = None
 
@@ -182,7 +201,7 @@ def anynet(config, num_classes=10, se_ratio=0.0, lr=0.1):
     layers = [tf.keras.models.Sequential([
         tf.keras.layers.ZeroPadding2D(padding=1),
         tf.keras.layers.Conv2D(config['stem_width'], kernel_size=3, strides=2),
-        _batch_norm(), tf.keras.layers.Activation('relu')])]
+        FusedBatchNorm(), tf.keras.layers.Activation('relu')])]
     for depth, width, group_width, ratio in config['stages']:
         layers.append(tf.keras.models.Sequential([
             ResNeXtBlock(width, group_width, 1 / ratio, use_1x1conv=j == 0,
