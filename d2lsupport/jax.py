@@ -120,8 +120,9 @@ class _Conv1x1(nn.Module):
     def __call__(self, X):
         kernel = self.param('kernel', _xavier, (1, 1, X.shape[-1], self.num_channels))
         bias = self.param('bias', nn.initializers.zeros, (self.num_channels,))
-        s = self.strides
-        return jnp.dot(X[:, ::s, ::s, :], kernel[0, 0]) + bias
+        X = X[:, ::self.strides, ::self.strides, :]
+        Y = X.reshape(-1, X.shape[-1]) @ kernel[0, 0]
+        return Y.reshape(X.shape[:-1] + (self.num_channels,)) + bias
 
 
 def _batch_norm(training):
