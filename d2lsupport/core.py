@@ -136,14 +136,14 @@ def cpu_name():
     return platform.processor() or platform.machine()
 
 
-def physical_cores():
+def physical_cores(sysfs='/sys/devices/system/cpu'):
     """Physical CPU cores this process may use, hyperthreads counted once
-    (from /sys where it exists, else every logical CPU counts)."""
+    (from Linux's `sysfs` topology where it exists, else every logical CPU counts)."""
     cpus = os.sched_getaffinity(0) if hasattr(os, 'sched_getaffinity') \
         else range(os.cpu_count() or 1)
     cores = set()
     for cpu in cpus:
-        topology = f'/sys/devices/system/cpu/cpu{cpu}/topology/'
+        topology = f'{sysfs}/cpu{cpu}/topology/'
         try:
             with open(topology + 'physical_package_id') as p, open(topology + 'core_id') as c:
                 cores.add((p.read().strip(), c.read().strip()))

@@ -58,3 +58,16 @@ def test_progress_board_draws_each_curve(tmp_path):
 
 def test_not_in_a_notebook_under_pytest():
     assert not core.in_notebook()
+
+
+def test_physical_cores_counts_hyperthreads_once(tmp_path, monkeypatch):
+    for cpu, core_id in enumerate([0, 1, 0, 1]):    # 2 cores, 2 threads each
+        topology = tmp_path / f'cpu{cpu}' / 'topology'
+        topology.mkdir(parents=True)
+        (topology / 'physical_package_id').write_text('0\n')
+        (topology / 'core_id').write_text(f'{core_id}\n')
+    monkeypatch.setattr(core.os, 'sched_getaffinity', lambda pid: {0, 1, 2, 3}, raising=False)
+    assert core.physical_cores(str(tmp_path)) == 2
+    monkeypatch.setattr(core.os, 'sched_getaffinity', lambda pid: {0, 2}, raising=False)
+    assert core.physical_cores(str(tmp_path)) == 1       # two threads of one core
+    assert core.physical_cores(str(tmp_path / 'missing')) == 2   # no topology: CPUs
