@@ -112,7 +112,12 @@ def _conv(num_channels, kernel_size=1, strides=1, padding=0):
 
 
 class _Conv1x1(nn.Module):
-    """A 1x1 convolution run as a matrix product over the channels."""
+    """A 1x1 convolution run as a matrix product over the channels.
+
+    Kernel (1, 1, c_in, c_out), Xavier fans and bias are those of ``nn.Conv``;
+    XLA's CPU convolution is several times slower for 1x1 kernels, and this
+    took a RegNetX32 training step from 53 to about 100 images/s.
+    """
     num_channels: int
     strides: int = 1
 

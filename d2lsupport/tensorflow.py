@@ -108,7 +108,8 @@ class FusedBatchNorm(tf.keras.layers.BatchNormalization):
 
     Same weights, outputs and gradients as Keras's layer, which computes the
     moments and the normalization as separate ops: in a RegNetX32 training
-    step on a CPU these took half the time (see BENCHMARKS.md).
+    step on a CPU these took half the time (see BENCHMARKS.md). The running
+    variance averages the unbiased batch variance, as PyTorch's does.
     """
 
     def __init__(self, **kwargs):
