@@ -46,11 +46,10 @@ data: $(call stamp,$(FRAMEWORK))
 # TIME_LIMIT=minutes stops training after the epoch that passes it (recorded as such).
 run: $(call stamp,$(FRAMEWORK)) data
 	mkdir -p results
-	D2L_FRAMEWORK=$(FRAMEWORK) D2L_RESULTS_DIR=$(CURDIR)/results D2L_TIME_LIMIT=$(TIME_LIMIT) \
-	$(ENVS_DIR)/$(FRAMEWORK)/bin/jupyter nbconvert --to notebook --execute \
-		--ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.kernel_name=python3 \
-		--output-dir results --output cnn-design.$(FRAMEWORK).ipynb $(CHAPTER).ipynb
-	@echo "executed notebook: results/cnn-design.$(FRAMEWORK).ipynb; results: results/*.$(FRAMEWORK).json"
+	D2L_RESULTS_DIR=$(CURDIR)/results D2L_TIME_LIMIT=$(TIME_LIMIT) \
+	$(call env_python,$(FRAMEWORK)) tools/run_notebook.py --framework $(FRAMEWORK) \
+		$(CHAPTER).ipynb results/cnn-design.$(FRAMEWORK).ipynb
+	@echo "results: results/regnetx32.$(FRAMEWORK).json"
 
 test: $(addprefix test-,$(FRAMEWORKS)) test-html
 

@@ -2,6 +2,7 @@
 import inspect
 import os
 import platform
+import subprocess
 
 FRAMEWORKS = ('mxnet', 'pytorch', 'tensorflow', 'jax')
 
@@ -61,7 +62,7 @@ class ProgressBoard:
         for i, (label, (xs, ys)) in enumerate(self.lines.items()):
             ax.plot(xs, ys, styles[i % 4], label=label)
         ax.set_xlabel(self.xlabel)
-        ax.set_ylim(*self.ylim)
+        ax.set_ylim(*self.y_range())
         ax.grid(alpha=0.3)
         if self.lines:
             ax.legend(loc='upper right')
@@ -69,6 +70,16 @@ class ProgressBoard:
         fig.tight_layout()
         plt.close(fig)
         return fig
+
+    def y_range(self):
+        """`ylim`, widened where a curve leaves it, so that every point shows."""
+        ys = [y for _, values in self.lines.values() for y in values]
+        low, high = self.ylim
+        if not ys:
+            return low, high
+        margin = 0.05 * (max(high, max(ys)) - min(low, min(ys)))
+        return (low if min(ys) >= low else min(ys) - margin,
+                high if max(ys) <= high else max(ys) + margin)
 
     def show(self):
         """Redraw the figure in the notebook output (no-op outside Jupyter)."""
@@ -150,6 +161,20 @@ def physical_cores(sysfs='/sys/devices/system/cpu'):
         except OSError:
             cores.add(cpu)
     return max(len(cores), 1)
+
+
+def source_commit(repo=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))):
+    """The git commit of the code in `repo` ('<sha>+dirty' when the chapter or the
+    library differ from it), or None outside a git checkout."""
+    def git(*args):
+        return subprocess.run(['git', '-C', repo, *args], capture_output=True, text=True,
+                              timeout=30, check=True).stdout.strip()
+    try:
+        sha = git('rev-parse', 'HEAD')
+        changed = git('status', '--porcelain', '--', 'd2lsupport', 'chapter_cnn_design')
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return sha + ('+dirty' if changed else '')
 
 
 def machine_info():

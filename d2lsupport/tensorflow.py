@@ -226,8 +226,10 @@ class Trainer(BaseTrainer):
 
     def __init__(self, max_epochs, num_gpus=0, fast=True, quiet=False):
         super().__init__(max_epochs, num_gpus, fast, quiet)
-        use_gpu = num_gpus and tf.config.list_physical_devices('GPU')
-        self.device_label = 'GPU:0' if use_gpu else 'CPU:0'
+        self.device_label = 'GPU:0' if num_gpus and self.gpus_available() else 'CPU:0'
+
+    def gpus_available(self):
+        return num_gpus()
 
     def device_name(self):
         return self.device_label

@@ -289,6 +289,9 @@ class Trainer(BaseTrainer):
         super().__init__(max_epochs, num_gpus, fast, quiet)
         self.device = try_gpu() if num_gpus else cpu()
 
+    def gpus_available(self):
+        return num_gpus()
+
     def device_name(self):
         return str(self.device)
 

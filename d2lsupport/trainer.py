@@ -3,8 +3,15 @@
 Each framework module subclasses `BaseTrainer` and supplies three methods:
 `prepare(model, data)` (initialize, build the optimizer, compile steps),
 `train_step(batch)` returning the batch loss as a scalar, and
-`eval_step(batch)` returning (summed loss, number correct) for the batch.
+`eval_step(batch)` returning (summed loss, number correct) for the batch,
+and `gpus_available()` (how many GPUs the framework sees).
+
+Progress goes to the terminal outside Jupyter. Inside a notebook the live plot
+shows it; a notebook runner (`tools/run_notebook.py`, used by `make run`) may
+set $D2L_PROGRESS to a file, to which the Trainer then also writes its progress
+bar and one line per epoch, for the runner to show in the terminal.
 """
+import contextlib
 import json
 import os
 import resource
@@ -13,9 +20,11 @@ import time
 
 from tqdm import tqdm
 
-from .core import FRAMEWORKS, Budget, HyperParameters, ProgressBoard, in_notebook, machine_info
+from .core import (FRAMEWORKS, Budget, HyperParameters, ProgressBoard, in_notebook,
+                   machine_info, source_commit)
 
 RESULTS_ENV = 'D2L_RESULTS_DIR'
+PROGRESS_ENV = 'D2L_PROGRESS'
 
 
 class BaseTrainer(HyperParameters):
@@ -27,11 +36,15 @@ class BaseTrainer(HyperParameters):
         """`fast=False` runs the steps eagerly (for comparison); `quiet=True`
         (for many short fits) shows no live plot and writes no results record."""
         self.save_hyperparameters()
-        if num_gpus:
+        if num_gpus and not self.gpus_available():
             print(f'Trainer: asked for {num_gpus} GPU(s) but none is available; '
                   'training on the CPU.')
         self.budget = Budget()
         self.board = ProgressBoard(xlabel='epoch')
+
+    def gpus_available(self):
+        """How many GPUs the framework can use (none here; subclasses ask it)."""
+        return 0
 
     def prepare(self, model, data):
         raise NotImplementedError
@@ -54,21 +67,30 @@ class BaseTrainer(HyperParameters):
         self.prepare(model, data)
         self.history, self.num_examples_seen = [], 0
         start = time.perf_counter()
-        for self.epoch in range(self.epochs):
-            train_loss = self._train_epoch()
-            val_loss, val_acc = self._validate()
-            self.wall_time = time.perf_counter() - start
-            self.history.append({'epoch': self.epoch + 1, 'train_loss': train_loss,
-                                 'val_loss': val_loss, 'val_acc': val_acc,
-                                 'time_s': round(self.wall_time, 2)})
-            self.train_loss, self.val_loss, self.val_acc = train_loss, val_loss, val_acc
-            self.examples_per_sec = self.num_examples_seen / self.wall_time
-            self._save_results()
-            if self.budget.out_of_time(self.wall_time) and self.epoch + 1 < self.epochs:
-                print(f'Stopped after {self.epoch + 1} of {self.epochs} epochs: the time '
-                      f'limit of {self.budget.minutes:g} min ({Budget.TIME_ENV}) is reached.')
-                break
+        with _progress_stream() as self.progress:
+            for self.epoch in range(self.epochs):
+                if not self._run_epoch(start):
+                    break
         print(self.summary())
+
+    def _run_epoch(self, start):
+        """One epoch of training and validation, recorded; False when the time
+        limit says to stop."""
+        train_loss = self._train_epoch()
+        val_loss, val_acc = self._validate()
+        self.wall_time = time.perf_counter() - start
+        self.history.append({'epoch': self.epoch + 1, 'train_loss': train_loss,
+                             'val_loss': val_loss, 'val_acc': val_acc,
+                             'time_s': round(self.wall_time, 2),
+                             'rss_mb': rss_mb(), 'peak_rss_mb': peak_rss_mb()})
+        self.train_loss, self.val_loss, self.val_acc = train_loss, val_loss, val_acc
+        self.examples_per_sec = self.num_examples_seen / self.wall_time
+        self._save_results()
+        if self.budget.out_of_time(self.wall_time) and self.epoch + 1 < self.epochs:
+            print(f'Stopped after {self.epoch + 1} of {self.epochs} epochs: the time '
+                  f'limit of {self.budget.minutes:g} min ({Budget.TIME_ENV}) is reached.')
+            return False
+        return True
 
     def summary(self):
         """One line with the final numbers of the last `fit`."""
@@ -81,7 +103,8 @@ class BaseTrainer(HyperParameters):
         num_batches = self.budget.batches(self.data.num_batches(train=True), True)
         plot_every = max(1, num_batches // self.plots_per_epoch)
         bar = tqdm(total=num_batches, desc=f'epoch {self.epoch + 1}/{self.epochs}',
-                   unit='batch', disable=in_notebook(), leave=False)
+                   unit='batch', file=self.progress, disable=self.progress is None,
+                   leave=False, mininterval=1)
         pending, epoch_losses = [], []
         batches = self.data.train_dataloader()
         for i in range(num_batches):
@@ -114,9 +137,9 @@ class BaseTrainer(HyperParameters):
         self.board.draw(self.epoch + 1, val_loss, 'val_loss')
         self.board.draw(self.epoch + 1, val_acc, 'val_acc')
         self._redraw()
-        if not in_notebook():
+        if self.progress is not None:
             print(f'epoch {self.epoch + 1}/{self.epochs}: val loss {val_loss:.3f}, '
-                  f'val acc {val_acc:.3f}', flush=True)
+                  f'val acc {val_acc:.3f}', file=self.progress, flush=True)
         return val_loss, val_acc
 
     def _redraw(self):
@@ -144,12 +167,31 @@ class BaseTrainer(HyperParameters):
                   'val_acc': self.val_acc, 'wall_time_s': round(self.wall_time, 1),
                   'examples_per_sec': round(self.examples_per_sec, 1),
                   'peak_rss_mb': peak_rss_mb(), 'history': self.history,
-                  'machine': machine_info(),
+                  'machine': machine_info(), 'commit': source_commit(),
                   'date': time.strftime('%Y-%m-%d %H:%M:%S')}
         path = os.path.join(folder, f'{name}.{self.framework}.json')
         with open(path + '.tmp', 'w') as f:
             json.dump(record, f, indent=1)
         os.replace(path + '.tmp', path)
+
+
+def _progress_stream():
+    """Where the progress bar and epoch lines go: the terminal outside Jupyter,
+    the file named by $D2L_PROGRESS inside it, else nowhere (None)."""
+    if not in_notebook():
+        return contextlib.nullcontext(sys.stderr)
+    path = os.environ.get(PROGRESS_ENV)
+    return open(path, 'a', buffering=1) if path else contextlib.nullcontext()
+
+
+def rss_mb():
+    """Resident memory of this process now, in MiB (None where /proc is missing)."""
+    try:
+        with open('/proc/self/statm') as f:
+            pages = int(f.read().split()[1])
+    except OSError:
+        return None
+    return round(pages * os.sysconf('SC_PAGE_SIZE') / 2 ** 20, 1)
 
 
 def peak_rss_mb():

@@ -128,6 +128,25 @@ def test_trainer_small_budget_trains_and_reports(chapter, d2l, framework, mirror
     assert trainer.summary() in out
 
 
+class FakeGPU:
+    """Stands in for a framework's GPU device object."""
+    platform = 'gpu'
+
+    def __str__(self):
+        return 'gpu(0)'
+
+
+@pytest.mark.parametrize('found, asked, device', [(1, 1, 'gpu'), (0, 1, 'cpu'), (1, 0, 'cpu')])
+def test_trainer_trains_on_a_gpu_exactly_when_one_is_asked_for_and_found(
+        d2l, monkeypatch, capsys, found, asked, device):
+    monkeypatch.setattr(d2l, 'num_gpus', lambda: found)
+    monkeypatch.setattr(d2l, 'gpu', lambda i=0: FakeGPU())
+    trainer = d2l.Trainer(max_epochs=1, num_gpus=asked)
+    assert device in trainer.device_name().lower()
+    warned = 'none is available; training on the CPU' in capsys.readouterr().out
+    assert warned == (asked and not found)
+
+
 @pytest.mark.parametrize('fast', [True, False], ids=['fast', 'eager'])
 def test_training_steps_reduce_the_loss(chapter, d2l, framework, mirror, monkeypatch, fast):
     monkeypatch.delenv('D2L_SMALL_BUDGET', raising=False)

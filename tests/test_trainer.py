@@ -1,11 +1,12 @@
 """The framework-free training loop, driven by a stand-in framework."""
 import json
+import re
 
 import numpy as np
 import pytest
 
 from d2lsupport import trainer as trainer_lib
-from d2lsupport.core import Budget
+from d2lsupport.core import Budget, ProgressBoard, source_commit
 
 
 class CountingData:
@@ -105,3 +106,60 @@ def test_quiet_fit_neither_draws_nor_records(tmp_path, monkeypatch):
     t.fit(Model(), CountingData())
     assert t.history and 'train_loss' in t.board.lines
     assert not list(tmp_path.iterdir())
+
+
+def test_records_say_which_commit_and_memory_per_epoch(tmp_path, monkeypatch):
+    monkeypatch.setenv(trainer_lib.RESULTS_ENV, str(tmp_path))
+    monkeypatch.delenv(Budget.ENV, raising=False)
+    Halving(max_epochs=2).fit(Model(), CountingData())
+    record = json.loads((tmp_path / 'model.numpy.json').read_text())
+    assert re.fullmatch(r'[0-9a-f]{40}(\+dirty)?', record['commit'])
+    for epoch in record['history']:
+        assert epoch['rss_mb'] > 10 and 10 < epoch['peak_rss_mb'] <= record['peak_rss_mb']
+
+
+def test_source_commit_outside_a_checkout(tmp_path):
+    assert source_commit(str(tmp_path)) is None
+
+
+def test_in_a_notebook_progress_goes_to_the_progress_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(trainer_lib, 'in_notebook', lambda: True)
+    monkeypatch.delenv(Budget.ENV, raising=False)
+    Halving(max_epochs=2, quiet=True).fit(Model(), CountingData())
+    assert 'epoch 1/2' not in capsys.readouterr().err   # no runner: no progress text
+    progress = tmp_path / 'progress.txt'
+    monkeypatch.setenv(trainer_lib.PROGRESS_ENV, str(progress))
+    Halving(max_epochs=2, quiet=True).fit(Model(), CountingData())
+    text = progress.read_text()
+    assert '/5 [' in text and 'epoch 2/2: val loss 0.002, val acc 0.750' in text
+    assert 'epoch 1/2' not in capsys.readouterr().err
+
+
+def test_outside_a_notebook_progress_goes_to_stderr(monkeypatch, capsys):
+    monkeypatch.delenv(Budget.ENV, raising=False)
+    Halving(max_epochs=1).fit(Model(), CountingData())
+    assert 'epoch 1/1: val loss' in capsys.readouterr().err
+
+
+def test_trainer_mentions_the_cpu_only_when_no_gpu_is_found(monkeypatch, capsys):
+    class WithGPU(Halving):
+        def gpus_available(self):
+            return 1
+    WithGPU(max_epochs=1, num_gpus=1)
+    Halving(max_epochs=1, num_gpus=0)
+    assert capsys.readouterr().out == ''
+    Halving(max_epochs=1, num_gpus=2)
+    assert 'asked for 2 GPU(s) but none is available' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('ys, expected', [
+    ([0.2, 1.4], (0, 1.5)),           # inside the default range: unchanged
+    ([0.2, 2.5], (0, 2.625)),         # above it: widened with a 5% margin
+    ([-0.5, 1.0], (-0.6, 1.5)),       # below it
+])
+def test_plot_range_shows_every_point(ys, expected):
+    board = ProgressBoard()
+    for x, y in enumerate(ys):
+        board.draw(x, y, 'loss')
+    assert board.y_range() == pytest.approx(expected)
+    assert board.figure().axes[0].get_ylim() == pytest.approx(expected)

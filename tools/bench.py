@@ -21,6 +21,11 @@ second (medians over repetitions, warm-up excluded):
 resize of PIL images in a 4-worker DataLoader, NCHW, an eager training step
 and an evaluation pass, timed on the same 6:1 mix. `report` merges the
 files into results/bench.json and prints a markdown table with the ratios.
+
+`drift` is the long-run check: `Trainer.fit` for several epochs on a subset
+shaped like a real epoch (a short last batch in both splits, the plot
+rendered at every redraw), reporting each epoch's time and resident memory,
+so that a slowdown or a leak shows in minutes rather than in an hour.
 """
 import argparse
 import io
@@ -35,12 +40,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from d2lsupport.core import FRAMEWORKS, machine_info  # noqa: E402
-from d2lsupport.trainer import peak_rss_mb  # noqa: E402
+from d2lsupport.trainer import peak_rss_mb, rss_mb  # noqa: E402
 
 REGNETX32 = {'stem_width': 32, 'stages': [(4, 32, 16, 1), (6, 80, 16, 1)]}
 BATCH, SIZE, LR = 128, 96, 0.05
 TRAIN_BATCHES, VAL_BATCHES = 24, 4   # per epoch of the end-to-end runs (6:1 images)
 DATA_BATCHES = 60
+DRIFT_EPOCHS, DRIFT_TRAIN, DRIFT_VAL = 8, 40 * BATCH + 96, 6 * BATCH + 16
+DRIFT_TIME, DRIFT_MEMORY = 0.10, 0.05   # targets: epochs 3+ within 10% of their median,
+#                                         memory growing by at most 5% after epoch 2
 
 
 def rate(seconds, images=BATCH):
@@ -121,11 +129,40 @@ def trainer_rate(d2l, data_cls):
     with the plot rendered (as PNG) at every redraw."""
     data = data_cls(batch_size=BATCH, resize=(SIZE, SIZE),
                     num_train=TRAIN_BATCHES * BATCH, num_val=VAL_BATCHES * BATCH)
-    trainer = d2l.Trainer(max_epochs=2)
-    trainer.board.show = lambda: trainer.board.figure().savefig(io.BytesIO(), format='png')
+    trainer = rendering_trainer(d2l, 2)
     trainer.fit(d2l.anynet(REGNETX32, lr=LR), data)
     first, second = (h['time_s'] for h in trainer.history)
     return rate(second - first, (TRAIN_BATCHES + VAL_BATCHES) * BATCH)
+
+
+def rendering_trainer(d2l, max_epochs):
+    """A Trainer whose live plot is rendered to PNG at every redraw, as in a notebook."""
+    trainer = d2l.Trainer(max_epochs=max_epochs)
+    trainer.board.show = lambda: trainer.board.figure().savefig(io.BytesIO(), format='png')
+    return trainer
+
+
+def drift(framework, epochs):
+    """Per-epoch seconds and resident memory of a long `fit` on a subset, and
+    whether they stay within the targets."""
+    d2l = load(framework)
+    data = d2l.FashionMNIST(batch_size=BATCH, resize=(SIZE, SIZE), num_train=DRIFT_TRAIN,
+                            num_val=DRIFT_VAL)
+    before = rss_mb()
+    trainer = rendering_trainer(d2l, epochs)
+    trainer.fit(d2l.anynet(REGNETX32, lr=LR), data)
+    ends = [0.0] + [h['time_s'] for h in trainer.history]
+    seconds = [round(b - a, 2) for a, b in zip(ends, ends[1:])]
+    rss = [h['rss_mb'] for h in trainer.history]
+    later = seconds[2:]
+    median = statistics.median(later)
+    time_spread = max(abs(t / median - 1) for t in later)
+    growth = rss[-1] / rss[1] - 1
+    return {'epochs': epochs, 'train_images': DRIFT_TRAIN, 'val_images': DRIFT_VAL,
+            'epoch_s': seconds, 'rss_mb': rss, 'rss_before_mb': before,
+            'peak_rss_mb': peak_rss_mb(), 'time_spread': round(time_spread, 3),
+            'rss_growth': round(growth, 3),
+            'time_ok': time_spread <= DRIFT_TIME, 'memory_ok': growth <= DRIFT_MEMORY}
 
 
 def mixed_rate(train_rate, val_rate):
@@ -266,18 +303,30 @@ def main(argv=None):
     b.add_argument('--out', required=True)
     b.add_argument('--reps', type=int, default=2)
     b.add_argument('--quick', action='store_true')
+    d = commands.add_parser('drift', help='per-epoch time and memory of a long fit')
+    d.add_argument('--framework', required=True, choices=FRAMEWORKS)
+    d.add_argument('--out', required=True)
+    d.add_argument('--epochs', type=int, default=DRIFT_EPOCHS)
+    d.add_argument('--quick', action='store_true')
     r = commands.add_parser('report', help='merge the measurements into one file')
     r.add_argument('paths', nargs='+')
     r.add_argument('--out', required=True)
     args = parser.parse_args(argv)
+    if args.command == 'drift' and args.epochs < 4:
+        parser.error('--epochs must be at least 4: epochs 1 and 2 are warm-up')
     if getattr(args, 'quick', False):
-        global TRAIN_BATCHES, VAL_BATCHES, DATA_BATCHES
+        global TRAIN_BATCHES, VAL_BATCHES, DATA_BATCHES, DRIFT_TRAIN, DRIFT_VAL
         TRAIN_BATCHES, VAL_BATCHES, DATA_BATCHES, args.reps = 2, 1, 2, 1
+        DRIFT_TRAIN, DRIFT_VAL = BATCH + 8, 8
+        if args.command == 'drift':
+            args.epochs = min(args.epochs, 4)
     if args.command == 'report':
         missing = [p for p in args.paths if not Path(p).exists()]
         if missing:
             parser.error(f'no such file: {", ".join(missing)}; run `make bench` first')
         bench = merge(args.paths)
+    elif args.command == 'drift':
+        bench = {args.framework: {'drift': drift(args.framework, args.epochs)}}
     elif args.command == 'book':
         bench = book_recipe(args.reps)
     else:

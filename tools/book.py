@@ -22,10 +22,17 @@ eval   d2lbook's eval step once per tab, with the notebook kernel started from t
        Two of d2lbook's habits are adjusted for the run: it reserves a GPU for a
        notebook whose code says `num_gpus=1` and refuses to run it on a machine
        without one, and it stops a cell after 20 minutes (lifted with --full).
-merge  d2lbook's merge of the evaluated tabs into one notebook, with one change: a
-       cell that every tab ran with the same source (the chapter's ``%%tab all``
-       cells) is shown once, outside the tabs, with the first tab's outputs, instead
-       of once in every tab.
+merge  d2lbook's merge of the evaluated tabs into one notebook, with two changes:
+       - a cell that trained in the small budget (its output has the small-budget
+         banner) shows instead its outputs from that framework's recorded run,
+         results/cnn-design.<framework>.ipynb (made by `make run`), under a line
+         naming the record, its commit and how many epochs it ran. Cells are
+         matched by their code, so editing another cell keeps the recorded outputs,
+         and editing a training cell shows the small budget again until `make run`
+         records it anew. The page never trains in full unless --full is given;
+       - a cell that every tab ran with the same source (the chapter's ``%%tab all``
+         cells) is shown once, outside the tabs, with the first tab's outputs,
+         instead of once in every tab.
 html   d2lbook's rst and html steps. What the page would otherwise load from other
        sites ships with it, in _static: MathJax, from npm (installed by `make html` into
        the docs environment), so that math renders without a CDN, and the icon of the
@@ -78,6 +85,9 @@ LOAD_EXT_CELL = re.compile(r'^```\{\.python \.input[^}]*\}\n%load_ext d2lsupport
 NUMREF = re.compile(r':numref:`([^`]+)`')
 LABEL = re.compile(r':label:`([^`]+)`')
 NOTE_MARK = 'Outputs on this page'
+RUN_NOTEBOOK = 'results/cnn-design.{}.ipynb'   # a framework's recorded run (make run)
+RUN_RECORD = 'results/regnetx32.{}.json'
+RECORDED_MARK = 'Recorded run:'
 
 log = logging.getLogger('book')
 
@@ -103,11 +113,12 @@ def budget_note(full):
                 'every tab trained for as many epochs as its code asks for. Each tab ran in '
                 "its own framework's environment.")
     s = Budget.SMALL
-    return (f'*{NOTE_MARK}* come from the small training budget of `make html` '
-            f'(`{Budget.ENV}=1`): training stops after at most {s["max_epochs"]} epochs of '
-            f'{s["train_batches"]} training and {s["val_batches"]} validation batches, so the '
-            'training curves and accuracies below are not results; `make html FULL=1` builds '
-            "the page from full training runs. Each tab ran in its own framework's environment.")
+    return (f'*{NOTE_MARK}* come from running each tab in its own framework\'s environment '
+            f'with the small training budget of `make html` (`{Budget.ENV}=1`: at most '
+            f'{s["max_epochs"]} epochs of {s["train_batches"]} training and {s["val_batches"]} '
+            'validation batches), except the cells that train: they show the outputs of '
+            "that framework's recorded run of the chapter (`make run`), under a line that "
+            'names the record. `make html FULL=1` trains every tab in full instead.')
 
 
 def add_note(text, note):
@@ -265,6 +276,56 @@ def show_shared_cells_once(nb, tabs):
     return nb
 
 
+def _code(cell):
+    """A code cell's source without its %%tab line (d2lbook's tab notebooks drop it)."""
+    first, _, rest = cell.source.partition('\n')
+    return (rest if first.startswith('%%tab') else cell.source).strip()
+
+
+def _trained_in_small_budget(cell):
+    banner = Budget().banner()
+    return cell.cell_type == 'code' and any(
+        banner in out.get('text', '') for out in cell.get('outputs', []))
+
+
+def recorded_run(framework, root=ROOT):
+    """(line naming the record, {cell code: outputs}) of `framework`'s recorded run,
+    or None when there is none."""
+    path = root / RUN_NOTEBOOK.format(framework)
+    if not path.exists():
+        return None
+    nb = nbformat.read(path, as_version=4)
+    outputs = {_code(c): c.outputs for c in nb.cells if c.cell_type == 'code'}
+    record_path = root / RUN_RECORD.format(framework)
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    commit = (record.get('commit') or 'unknown commit')[:12]
+    done = f'{record.get("epochs_done", "?")} of {record.get("epochs_planned", "?")} epochs'
+    state = 'complete' if record.get('complete') else 'incomplete'
+    line = (f'{RECORDED_MARK} {path.relative_to(root)} ({state}, {done}; commit {commit}, '
+            f'{record.get("date", "date unknown")}; every epoch in '
+            f'{record_path.relative_to(root)})\n')
+    return line, outputs
+
+
+def show_recorded_runs(nb, framework, root=ROOT):
+    """Give each cell of `nb` that trained in the small budget the outputs of the
+    same cell in `framework`'s recorded run; returns how many cells got them."""
+    run = recorded_run(framework, root)
+    replaced = 0
+    for cell in nb.cells:
+        if not _trained_in_small_budget(cell):
+            continue
+        if run is None or _code(cell) not in run[1]:
+            log.warning('%s: no recorded run of the cell %r; the page shows its small-budget '
+                        'output (`make run FRAMEWORK=%s` records one)', framework,
+                        _code(cell)[:50], framework)
+            continue
+        note = nbformat.v4.new_output('stream', name='stdout', text=run[0])
+        cell.outputs = [note] + copy.deepcopy(run[1][_code(cell)])
+        replaced += 1
+    return replaced
+
+
 def merge(cfg):
     from d2lbook import notebook as nbtools
     tabs, out = cfg['tabs'], cfg['out']
@@ -272,8 +333,13 @@ def merge(cfg):
     merged_dir = out / 'eval_all'
     for first in sorted(dirs[0].rglob('*.ipynb')):
         rel = first.relative_to(dirs[0])
-        parts = [d / rel for d in dirs if (d / rel).exists() and (d / rel).stat().st_size > 0]
-        nbs = [nbformat.read(p, as_version=4) for p in parts]
+        nbs = []
+        for tab, folder in zip(tabs, dirs):
+            path = folder / rel
+            if path.exists() and path.stat().st_size > 0:
+                nbs.append(nbformat.read(path, as_version=4))
+                if show_recorded_runs(nbs[-1], tab):
+                    log.info('%s: training outputs from %s', tab, RUN_NOTEBOOK.format(tab))
         if not nbs:
             continue
         if len(nbs) > 1:

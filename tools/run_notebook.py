@@ -1,0 +1,114 @@
+"""Execute the chapter notebook for one framework and show its progress in the terminal.
+
+    python tools/run_notebook.py SRC.ipynb DEST.ipynb [--framework pytorch]
+
+`make run` uses this instead of `jupyter nbconvert --execute`, which prints
+nothing for the hour a full training run takes. While the notebook executes,
+the terminal shows which of the tab's cells runs (cells of the other tabs are
+skipped by the tab magic and not counted), what each cell prints, and during
+training the Trainer's progress bar and one line per epoch: the kernel gets
+$D2L_PROGRESS, a file that the Trainer appends to and this script follows.
+The executed notebook, with its outputs and plots, is written to DEST (also
+when a cell fails, so that the error can be read there).
+"""
+import argparse
+import os
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from d2lsupport.core import FRAMEWORKS  # noqa: E402
+from d2lsupport.notebook import cell_tabs  # noqa: E402
+from d2lsupport.trainer import PROGRESS_ENV  # noqa: E402
+
+
+def tab_cells(nb, framework):
+    """Indices of the code cells that run in `framework`'s tab."""
+    return [i for i, cell in enumerate(nb.cells) if cell.cell_type == 'code'
+            and ('all' in cell_tabs(cell.source) or framework in cell_tabs(cell.source))]
+
+
+def first_line(source, width=70):
+    lines = [line for line in source.splitlines() if not line.startswith('%%tab')]
+    line = (lines or [''])[0]
+    return line if len(line) <= width else line[:width - 3] + '...'
+
+
+class EchoingClient(NotebookClient):
+    """A notebook client that also writes each running cell's number and text
+    output to the terminal."""
+
+    def __init__(self, nb, framework, **kwargs):
+        super().__init__(nb, **kwargs)
+        self.numbers = {index: n for n, index in enumerate(tab_cells(nb, framework), 1)}
+        self.on_cell_execute = self.announce
+
+    def announce(self, cell, cell_index):
+        if cell_index in self.numbers:
+            print(f'[cell {self.numbers[cell_index]}/{len(self.numbers)}] '
+                  f'{first_line(cell.source)}', flush=True)
+
+    def output(self, outs, msg, display_id, cell_index):
+        if msg['msg_type'] == 'stream':
+            stream = sys.stderr if msg['content']['name'] == 'stderr' else sys.stdout
+            stream.write(msg['content']['text'])
+            stream.flush()
+        return super().output(outs, msg, display_id, cell_index)
+
+
+def follow(path, stop, out=sys.stderr, interval=0.5):
+    """Copy what is appended to `path` to `out` until `stop` is set."""
+    with open(path) as f:
+        while True:
+            text = f.read()
+            if text:
+                out.write(text)
+                out.flush()
+            elif stop.wait(interval):
+                out.write(f.read())
+                return
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('source', type=Path, help='the notebook to execute')
+    parser.add_argument('dest', type=Path, help='where to write the executed notebook')
+    parser.add_argument('--framework', choices=FRAMEWORKS,
+                        default=os.environ.get('D2L_FRAMEWORK', 'pytorch'))
+    parser.add_argument('--kernel', default='python3',
+                        help='Jupyter kernel name (default: this Python, python3)')
+    args = parser.parse_args(argv)
+    nb = nbformat.read(args.source, as_version=4)
+    os.environ['D2L_FRAMEWORK'] = args.framework
+    with tempfile.TemporaryDirectory() as tmp:
+        progress = Path(tmp, 'progress.txt')
+        progress.touch()
+        os.environ[PROGRESS_ENV] = str(progress)
+        stop = threading.Event()
+        follower = threading.Thread(target=follow, args=(progress, stop), daemon=True)
+        follower.start()
+        client = EchoingClient(nb, args.framework, timeout=None, kernel_name=args.kernel,
+                               resources={'metadata': {'path': str(args.source.parent)}})
+        try:
+            client.execute()
+        except CellExecutionError as error:
+            print(f'error: {error.ename}: {error.evalue}\n(the cell and its traceback are '
+                  f'in {args.dest})', file=sys.stderr)
+            return 1
+        finally:
+            stop.set()
+            follower.join()
+            args.dest.parent.mkdir(parents=True, exist_ok=True)
+            nbformat.write(nb, args.dest)
+    print(f'executed notebook: {args.dest}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
