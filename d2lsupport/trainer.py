@@ -105,22 +105,27 @@ class BaseTrainer(HyperParameters):
         bar = tqdm(total=num_batches, desc=f'epoch {self.epoch + 1}/{self.epochs}',
                    unit='batch', file=self.progress, disable=self.progress is None,
                    leave=False, mininterval=1)
-        pending, epoch_losses = [], []
+        losses, since, lagging = [], 0, None
         batches = self.data.train_dataloader()
         for i in range(num_batches):
             batch = next(batches)
-            pending.append(self.train_step(batch))
+            loss = self.train_step(batch)
+            if lagging is not None:
+                # wait for the previous step only: MXNet and JAX queue steps without
+                # waiting, and a queue of hundreds of steps holds their memory
+                losses.append(float(lagging))
+            lagging = loss
             self.num_examples_seen += len(batch[-1])
             bar.update()
             if (i + 1) % plot_every == 0 or i + 1 == num_batches:
-                mean = sum(float(loss) for loss in pending) / len(pending)
-                epoch_losses.extend([mean] * len(pending))
-                pending = []
+                losses.append(float(lagging))
+                lagging, mean = None, sum(losses[since:]) / len(losses[since:])
+                since = len(losses)
                 self.board.draw(self.epoch + (i + 1) / num_batches, mean, 'train_loss')
                 bar.set_postfix(loss=f'{mean:.3f}')
                 self._redraw()
         bar.close()
-        return sum(epoch_losses) / len(epoch_losses)
+        return sum(losses) / len(losses)
 
     def _validate(self):
         num_batches = self.budget.batches(self.data.num_batches(train=False), False)
@@ -203,8 +208,17 @@ def peak_rss_mb():
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'results')
 
 
+def last_epochs_val_acc(record, n=4):
+    """(lowest, highest) validation accuracy over the last `n` epochs of a record:
+    how much the final accuracy moves from epoch to epoch."""
+    accs = [h['val_acc'] for h in record['history'][-n:]]
+    return min(accs), max(accs)
+
+
 def show_results(model='RegNetX32', folder=RESULTS_DIR):
-    """Print the recorded full runs of `model`, one line per framework."""
+    """Print the recorded runs of `model`, one line per framework: final training
+    loss and validation accuracy, the range of validation accuracy over the last
+    four epochs, wall time, examples/s and peak resident memory."""
     rows = []
     for fw in FRAMEWORKS:
         path = os.path.join(folder, f'{model.lower()}.{fw}.json')
@@ -214,11 +228,16 @@ def show_results(model='RegNetX32', folder=RESULTS_DIR):
     if not rows:
         print(f'no recorded runs of {model} in {folder}; `make run` records one')
         return
-    print(f'{"framework":<11}{"epochs":>8}{"train loss":>12}{"val acc":>9}'
-          f'{"time (s)":>10}{"examples/s":>12}  machine')
+    print(f'{"framework":<11}{"epochs":>7}{"train loss":>11}{"val acc":>8}'
+          f'{"last 4 epochs":>15}{"minutes":>8}{"examples/s":>11}{"peak MiB":>9}')
     for r in rows:
         done = f'{r["epochs_done"]}/{r["epochs_planned"]}'
+        low, high = last_epochs_val_acc(r)
+        spread = f'{low:.3f}-{high:.3f}' if len(r['history']) >= 4 else 'n/a'
+        peak = f'{r["peak_rss_mb"]:.0f}' if r.get('peak_rss_mb') else 'n/a'
         note = '' if r['complete'] else '  (incomplete run)'
-        print(f'{r["framework"]:<11}{done:>8}{r["train_loss"]:>12.3f}{r["val_acc"]:>9.3f}'
-              f'{r["wall_time_s"]:>10.0f}{r["examples_per_sec"]:>12.0f}  '
-              f'{r["machine"]["cores"]} cores, {r["machine"]["cpu"]}{note}')
+        print(f'{r["framework"]:<11}{done:>7}{r["train_loss"]:>11.3f}{r["val_acc"]:>8.3f}'
+              f'{spread:>15}{r["wall_time_s"] / 60:>8.1f}{r["examples_per_sec"]:>11.0f}'
+              f'{peak:>9}{note}')
+    machines = sorted({f'{r["machine"]["cores"]} cores, {r["machine"]["cpu"]}' for r in rows})
+    print('machine: ' + '; '.join(machines))

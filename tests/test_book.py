@@ -4,12 +4,14 @@ The built page itself is tested in a browser by tests/html (make test-html).
 """
 import configparser
 import importlib.util
+import json
 import re
 
 import nbformat
 import pytest
 
-from d2lsupport.core import FRAMEWORKS
+from d2lsupport.core import FRAMEWORKS, Budget
+from d2lsupport.notebook import tab_code
 
 from conftest import CHAPTER_MD, ROOT
 
@@ -91,3 +93,55 @@ def test_cells_every_tab_ran_alike_show_once():
 def test_build_inputs_follow_the_budget():
     assert book.build_inputs(False) != book.build_inputs(True)
     assert 'd2lsupport/core.py' in book.build_inputs(False)
+
+
+def write_run(root, framework, cells, record):
+    (root / 'results').mkdir(exist_ok=True)
+    nbformat.write(nbformat.v4.new_notebook(cells=cells),
+                   root / book.RUN_NOTEBOOK.format(framework))
+    (root / book.RUN_RECORD.format(framework)).write_text(json.dumps(record))
+
+
+def small_budget_cell(source):
+    cell = nbformat.v4.new_code_cell(source)
+    cell.outputs = [nbformat.v4.new_output('stream', name='stdout', text=Budget().banner()),
+                    nbformat.v4.new_output('stream', name='stdout', text='val acc 0.094\n')]
+    return cell
+
+
+def test_cells_that_trained_in_the_small_budget_show_the_recorded_run(tmp_path):
+    full = nbformat.v4.new_code_cell('%%tab jax\ntrainer.fit(model, data)')
+    full.outputs = [nbformat.v4.new_output('stream', name='stdout', text='val acc 0.901\n')]
+    other = nbformat.v4.new_code_cell('print(2)')
+    other.outputs = [nbformat.v4.new_output('stream', name='stdout', text='2\n')]
+    write_run(tmp_path, 'jax', [full, other], {
+        'commit': 'abcdef1234567890', 'complete': True, 'epochs_done': 10,
+        'epochs_planned': 10, 'date': '2026-12-01 12:00:00'})
+    untouched = nbformat.v4.new_code_cell('print(1)')   # an edited cell, no banner
+    untouched.outputs = [nbformat.v4.new_output('stream', name='stdout', text='1\n')]
+    edited = small_budget_cell('trainer.fit(model, data, more=True)')   # not in the record
+    nb = nbformat.v4.new_notebook(cells=[small_budget_cell('trainer.fit(model, data)'),
+                                         untouched, edited])
+    assert book.show_recorded_runs(nb, 'jax', root=tmp_path) == 1
+    shown = [o.text for o in nb.cells[0].outputs]
+    assert shown[1] == 'val acc 0.901\n'
+    assert shown[0].startswith(f'{book.RECORDED_MARK} results/cnn-design.jax.ipynb '
+                               '(complete, 10 of 10 epochs; commit abcdef123456')
+    assert nb.cells[1].outputs[0].text == '1\n'
+    assert 'val acc 0.094' in nb.cells[2].outputs[1].text
+
+
+def test_without_a_recorded_run_the_small_budget_output_stays(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[small_budget_cell('trainer.fit(model, data)')])
+    assert book.show_recorded_runs(nb, 'mxnet', root=tmp_path) == 0
+    assert 'val acc 0.094' in nb.cells[0].outputs[1].text
+
+
+def test_the_committed_runs_have_the_chapters_training_cell():
+    """Each framework's recorded run ran the training cell the chapter has now."""
+    for framework in FRAMEWORKS:
+        line, outputs = book.recorded_run(framework)
+        training = [code for code in outputs if 'trainer.fit(model, data)' in code]
+        chapter = [code for code in tab_code(CHAPTER_MD, framework)
+                   if 'trainer.fit(model, data)' in code]
+        assert [c.strip() for c in chapter] == training, framework

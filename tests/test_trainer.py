@@ -163,3 +163,15 @@ def test_plot_range_shows_every_point(ys, expected):
         board.draw(x, y, 'loss')
     assert board.y_range() == pytest.approx(expected)
     assert board.figure().axes[0].get_ylim() == pytest.approx(expected)
+
+
+def test_show_results_gives_the_spread_of_the_last_epochs(tmp_path, monkeypatch, capsys):
+    record = {'framework': 'mxnet', 'epochs_done': 5, 'epochs_planned': 5, 'complete': True,
+              'train_loss': 0.2, 'val_acc': 0.9, 'wall_time_s': 600.0,
+              'examples_per_sec': 200.0, 'peak_rss_mb': 2048.4,
+              'machine': {'cores': 2, 'cpu': 'x86'},
+              'history': [{'val_acc': a} for a in (0.5, 0.88, 0.91, 0.87, 0.9)]}
+    (tmp_path / 'model.mxnet.json').write_text(json.dumps(record))
+    trainer_lib.show_results('Model', folder=str(tmp_path))
+    row = capsys.readouterr().out.splitlines()[1].split()
+    assert row == ['mxnet', '5/5', '0.200', '0.900', '0.870-0.910', '10.0', '200', '2048']
