@@ -23,7 +23,7 @@ name_jax := JAX
 env_python = $(ENVS_DIR)/$(1)/bin/python
 stamp = $(ENVS_DIR)/$(1)/.installed
 
-.PHONY: setup run test data ipynb record lock lab kernels study bench clean-envs
+.PHONY: setup run test data ipynb record lock lab kernels study bench drift bn-check clean-envs
 # (test-<framework> is not .PHONY: make skips pattern rules for phony targets.)
 
 setup: $(foreach fw,$(FRAMEWORKS),$(call stamp,$(fw)))
@@ -107,6 +107,27 @@ bench: setup data
 	$(call env_python,pytorch) tools/bench.py book --out _build/bench/book.json
 	$(call env_python,pytorch) tools/bench.py report $(foreach fw,$(FRAMEWORKS) book,_build/bench/$(fw).json) \
 		--out results/bench.json
+
+# The long-run check: per-epoch time and resident memory of an 8-epoch fit on a subset
+# in every framework (about 20 minutes); then the batch-normalization check: validation
+# with running against per-batch statistics after the same 100 steps (about 5 minutes).
+drift: setup data
+	mkdir -p _build/bench results
+	for fw in $(FRAMEWORKS); do \
+		$(ENVS_DIR)/$$fw/bin/python tools/bench.py drift --framework $$fw \
+			--out _build/bench/drift.$$fw.json || exit 1; \
+	done
+	$(call env_python,pytorch) tools/bench.py report $(foreach fw,$(FRAMEWORKS),_build/bench/drift.$(fw).json) \
+		--out results/drift.json
+
+bn-check: setup data
+	mkdir -p _build/bench results
+	for fw in $(FRAMEWORKS); do \
+		$(ENVS_DIR)/$$fw/bin/python tools/bench.py bn --framework $$fw \
+			--out _build/bench/bn.$$fw.json || exit 1; \
+	done
+	$(call env_python,pytorch) tools/bench.py report $(foreach fw,$(FRAMEWORKS),_build/bench/bn.$(fw).json) \
+		--out results/bn-check.json
 
 # Register the four kernels for your own Jupyter (in ~/.local/share/jupyter).
 kernels: setup

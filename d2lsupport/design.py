@@ -116,15 +116,22 @@ def regnet_widths(w0, wa, wm, depth, group_width, bottleneck=1, q=8):
     return {'depths': depths, 'widths': widths, 'group_widths': group_widths}
 
 
-def plot_width_rule(w0, wa, wm, depth, q=8, ax=None):
-    """Plot the linear widths u_j and their quantized staircase per block j."""
+def block_widths(w0, wa, wm, depth, group_width, bottleneck=1, q=8):
+    """The width of every block of that RegNet, j = 0 .. depth - 1, as the
+    network builds it (after making widths compatible with the group width)."""
+    net = regnet_widths(w0, wa, wm, depth, group_width, bottleneck, q)
+    return [w for d, w in zip(net['depths'], net['widths']) for _ in range(d)]
+
+
+def plot_width_rule(w0, wa, wm, depth, group_width, bottleneck=1, q=8, ax=None):
+    """Plot the linear widths u_j and, per block j, the width the network uses."""
     if ax is None:
         import matplotlib.pyplot as plt
         _, ax = plt.subplots(figsize=(4.5, 3.2))
-    u = linear_widths(w0, wa, depth)
     blocks = np.arange(depth)
-    ax.plot(blocks, u, '--', label='linear $u_j$')
-    ax.step(blocks, quantize_widths(u, w0, wm, q), where='mid', label='quantized $w_j$')
+    ax.plot(blocks, linear_widths(w0, wa, depth), '--', label='linear $u_j$')
+    ax.step(blocks, block_widths(w0, wa, wm, depth, group_width, bottleneck, q),
+            where='mid', label='block width $w_j$')
     ax.set_xlabel('block index $j$')
     ax.set_ylabel('width (channels)')
     ax.grid(alpha=0.3)

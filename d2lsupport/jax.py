@@ -115,8 +115,8 @@ class _Conv1x1(nn.Module):
     """A 1x1 convolution run as a matrix product over the channels.
 
     Kernel (1, 1, c_in, c_out), Xavier fans and bias are those of ``nn.Conv``;
-    XLA's CPU convolution is several times slower for 1x1 kernels, and this
-    took a RegNetX32 training step from 53 to about 100 images/s.
+    XLA's CPU convolution is several times slower for 1x1 kernels
+    (BENCHMARKS.md, "Formulations measured").
     """
     num_channels: int
     strides: int = 1
@@ -141,11 +141,9 @@ class _GroupedConv3x3(nn.Module):
     Its kernel (3, 3, group_width, num_channels), bias and Xavier fans are
     those of a plain grouped convolution. It runs as one convolution per group
     on the split channels, concatenated: same parameters and math, but on a
-    CPU XLA's ``feature_group_count`` is much slower. Measured on a shared
-    2-core CPU, a jit-compiled RegNetX32 training step (batch 128, 96x96) ran
-    at 31 images/s split per group, 17 as one dense convolution with a
-    block-diagonal kernel, 5.7 as image patches times a batched matmul, and
-    5.5 with ``feature_group_count``.
+    CPU XLA's ``feature_group_count`` is several times slower, and so are a
+    block-diagonal dense kernel and image patches times a batched matrix
+    product (BENCHMARKS.md, "Formulations measured").
     """
     num_channels: int
     group_width: int

@@ -5,7 +5,7 @@ modules offer the same names.
 
 On x86 MXNet runs its operators on half the CPUs it sees, assuming two
 hyperthreads per core; on a machine without them that leaves cores idle
-(RegNetX32 trained at 113 instead of 203 images/s on 2 cores). Unless
+and trains at about half the speed (BENCHMARKS.md). Unless
 OMP_NUM_THREADS is already set, importing this module sets it to the number
 of physical cores, before MXNet loads.
 """
@@ -147,8 +147,8 @@ class _SqueezeExcitation(nn.HybridBlock):
 
 
 def _relu(F, X):
-    """ReLU through MXNet's Activation operator (oneDNN): with ``npx.relu``
-    instead, a RegNetX32 training step ran at 152 instead of 203 images/s."""
+    """ReLU through MXNet's Activation operator (oneDNN), several times faster
+    on a CPU than ``npx.relu`` (BENCHMARKS.md, "Formulations measured")."""
     return F.npx.activation(X, act_type='relu')
 
 
@@ -157,11 +157,8 @@ class ResNeXtBlock(nn.HybridBlock):
 
     `groups` is the group width (channels per group), so the 3x3 convolution
     has ``bot_channels // groups`` groups. MXNet's native grouped Conv2D
-    (oneDNN) is the fastest formulation measured on a 2-core CPU: a RegNetX32
-    training step (batch 128, 96x96) ran at 100 images per CPU-second
-    hybridized (80-87 imperative), against 68-80 for a dense 3x3 convolution
-    with a block-diagonal weight built from the grouped one, and 35-38 for
-    one convolution per group on split channels. With ``se_ratio > 0``
+    (oneDNN) is the fastest formulation measured on a CPU (BENCHMARKS.md,
+    "Formulations measured"). With ``se_ratio > 0``
     (RegNetY) a squeeze-and-excitation unit follows the grouped convolution;
     it squeezes to ``round(se_ratio * c_in)`` channels, c_in being the width
     of the block input, read at the first call.

@@ -345,6 +345,16 @@ def cost_residuals(records):
     return errors - (intercept + slope * log_flops), np.corrcoef(log_flops, errors)[0, 1]
 
 
+def errors_by_bottleneck(records, spaces=('B', 'C', 'D', 'E')):
+    """{bottleneck ratio b: errors} of the networks of `spaces`, which share one b
+    across their stages (our RegNetX fixes b = 1; B to E sample it from {1, 2, 4})."""
+    errors = {}
+    for r in records:
+        if r['space'] in spaces:
+            errors.setdefault(r['config']['stages'][0][3], []).append(r['error'])
+    return dict(sorted(errors.items()))
+
+
 def comparisons(records, pairs=COMPARISONS, seed=0):
     """Per pair of spaces, the change in median error (bootstrap interval), and
     per space the median cost and the median error after correcting for cost."""
@@ -362,6 +372,10 @@ def comparisons(records, pairs=COMPARISONS, seed=0):
     for space in errors:
         flops = np.median([r['complexity']['flops'] for r in records if r['space'] == space])
         lines.append(f'{space:<10}{flops / 1e6:>8.2f}{100 * np.median(residuals[spaces == space]):>+38.2f}')
+    by_b = errors_by_bottleneck(records)
+    if by_b:
+        lines.append('median error of B to E by bottleneck ratio: ' + ', '.join(
+            f'b = {b:g}: {100 * np.median(e):.1f}% (n={len(e)})' for b, e in by_b.items()))
     return '\n'.join(lines)
 
 

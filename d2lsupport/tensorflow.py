@@ -145,14 +145,12 @@ class ResNeXtBlock(tf.keras.layers.Layer):
     """Bottleneck residual block with a grouped 3x3 convolution.
 
     `groups` is the group width (channels per group), so the 3x3 convolution
-    has ``bot_channels // groups`` groups. It is a `SplitGroupConv2D`, the
-    fastest formulation measured for a RegNetX32 training step (batch 128,
-    96x96, 2 busy CPU cores, images/s with `tf.function` / with XLA):
-    Keras's native ``Conv2D(groups=...)`` 6 / 5.5, a block-diagonal dense
-    kernel 56 / 38, patches and one einsum 20 / 17, one convolution per group
-    64 / 28. With ``se_ratio > 0`` (RegNetY) a squeeze-and-excitation unit
-    follows the grouped convolution; it squeezes to ``round(se_ratio * c_in)``
-    channels, c_in being the width of the block input, so `build` creates it.
+    has ``bot_channels // groups`` groups. It is a `SplitGroupConv2D`, one
+    convolution per group: on a CPU, Keras's native ``Conv2D(groups=...)`` is
+    ten times slower (BENCHMARKS.md, "Formulations measured"). With
+    ``se_ratio > 0`` (RegNetY) a squeeze-and-excitation unit follows the
+    grouped convolution; it squeezes to ``round(se_ratio * c_in)`` channels,
+    c_in being the width of the block input, so `build` creates it.
     """
 
     def __init__(self, num_channels, groups, bot_mul, use_1x1conv=False, strides=1,

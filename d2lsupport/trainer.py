@@ -66,6 +66,7 @@ class BaseTrainer(HyperParameters):
         self.epochs = self.budget.epochs(self.max_epochs)
         self.prepare(model, data)
         self.history, self.num_examples_seen = [], 0
+        self.commit = None if self.quiet else source_commit()   # the code as training starts
         start = time.perf_counter()
         with _progress_stream() as self.progress:
             for self.epoch in range(self.epochs):
@@ -172,7 +173,7 @@ class BaseTrainer(HyperParameters):
                   'val_acc': self.val_acc, 'wall_time_s': round(self.wall_time, 1),
                   'examples_per_sec': round(self.examples_per_sec, 1),
                   'peak_rss_mb': peak_rss_mb(), 'history': self.history,
-                  'machine': machine_info(), 'commit': source_commit(),
+                  'machine': machine_info(), 'commit': self.commit,
                   'date': time.strftime('%Y-%m-%d %H:%M:%S')}
         path = os.path.join(folder, f'{name}.{self.framework}.json')
         with open(path + '.tmp', 'w') as f:

@@ -83,3 +83,39 @@ def test_quick_book_recipe_runs(framework, mirror, tmp_path):
     result = json.loads(out.read_text())
     assert all(result[key] > 0 for key in ('book_recipe', 'book_train', 'book_val', 'book_data'))
     assert result['book_train'] <= result['book_recipe'] <= result['book_val']
+
+
+def run_quick(command, framework, out):
+    subprocess.run([sys.executable, str(ROOT / 'tools' / 'bench.py'), command, '--framework',
+                    framework, '--quick', '--out', str(out)], check=True, capture_output=True)
+    return json.loads(out.read_text())[framework][command]
+
+
+def test_quick_long_run_check_runs_in_this_framework(framework, mirror, tmp_path):
+    drift = run_quick('drift', framework, tmp_path / 'drift.json')
+    assert drift['epochs'] == 4 and len(drift['epoch_s']) == len(drift['rss_mb']) == 4
+    assert all(t > 0 for t in drift['epoch_s']) and min(drift['rss_mb']) > drift['rss_before_mb']
+    assert isinstance(drift['time_ok'], bool) and isinstance(drift['memory_ok'], bool)
+
+
+def test_quick_batch_norm_check_runs_in_this_framework(framework, mirror, tmp_path):
+    bn = run_quick('bn', framework, tmp_path / 'bn.json')
+    assert bn['steps'] == 1 and bn['val_images'] == bench.BATCH
+    for stats in ('running_stats', 'batch_stats'):
+        assert 0 <= bn[stats]['acc'] <= 1 and bn[stats]['loss'] > 0
+
+
+def test_report_tables_of_the_long_run_and_batch_norm_checks(tmp_path):
+    drift = {'epochs': 4, 'epoch_s': [30.0, 20.0, 20.0, 25.0], 'rss_mb': [900, 1000, 1000, 1100],
+             'time_spread': 0.111, 'rss_growth': 0.1, 'time_ok': False, 'memory_ok': False}
+    bn = {'steps': 100, 'val_images': 1024, 'running_stats': {'loss': 0.7, 'acc': 0.75},
+          'batch_stats': {'loss': 0.65, 'acc': 0.77}}
+    paths = [tmp_path / 'drift.json', tmp_path / 'bn.json']
+    paths[0].write_text(json.dumps({'mxnet': {'drift': drift}}))
+    paths[1].write_text(json.dumps({'mxnet': {'bn': bn}}))
+    merged = bench.merge(paths)
+    assert set(merged['mxnet']) == {'drift', 'bn'}      # one entry per framework
+    text = bench.table(merged)
+    assert '| mxnet | 30, 20, 20, 25 | 11% MISSED | 900, 1000, 1000, 1100 | +10.0% MISSED |' in text
+    assert '| mxnet | 100 | 0.700 | 0.750 | 0.650 | 0.770 |' in text
+    assert 'trainer / fastest' not in text              # no speed measurements merged

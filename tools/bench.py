@@ -26,6 +26,11 @@ files into results/bench.json and prints a markdown table with the ratios.
 shaped like a real epoch (a short last batch in both splits, the plot
 rendered at every redraw), reporting each epoch's time and resident memory,
 so that a slowdown or a leak shows in minutes rather than in an hour.
+
+`bn` checks batch normalization's running statistics: after the same training
+steps, it evaluates the network once with the running statistics (as
+validation does) and once with the statistics of each evaluation batch. Where
+the running statistics are kept right, the two agree closely.
 """
 import argparse
 import io
@@ -165,6 +170,71 @@ def drift(framework, epochs):
             'time_ok': time_spread <= DRIFT_TIME, 'memory_ok': growth <= DRIFT_MEMORY}
 
 
+BN_STEPS, BN_VAL_BATCHES = 100, 8
+
+
+def batch_statistics_logits(framework, trainer, X):
+    """Logits of `trainer`'s model with batch normalization in training mode (the
+    statistics of batch X), leaving the model's running statistics as they are."""
+    model = trainer.model
+    if framework == 'pytorch':
+        import copy
+
+        import torch
+        twin = copy.deepcopy(model).train()
+        with torch.no_grad():
+            return twin(trainer._to_device(X)).numpy()
+    if framework == 'mxnet':
+        from mxnet import autograd
+        saved = {k: p.data().copy() for k, p in model.collect_params().items()}
+        with autograd.train_mode():
+            logits = model(X.as_in_context(trainer.ctx)).asnumpy()
+        for k, p in model.collect_params().items():
+            p.set_data(saved[k])
+        return logits
+    if framework == 'tensorflow':
+        saved = [v.numpy() for v in model.variables]
+        logits = model(X, training=True).numpy()
+        for v, value in zip(model.variables, saved):
+            v.assign(value)
+        return logits
+    import numpy as np
+    logits, _ = model.apply({'params': trainer.params, 'batch_stats': trainer.batch_stats},
+                            X, mutable=['batch_stats'])
+    return np.asarray(logits)
+
+
+def bn_check(framework, steps):
+    """Validation loss and accuracy after `steps` training steps of RegNetX32,
+    with running and with per-batch statistics."""
+    import numpy as np
+    d2l = load(framework)
+    data = d2l.FashionMNIST(batch_size=BATCH, resize=(SIZE, SIZE))
+    trainer = prepared_trainer(d2l, True, data)
+    batches = data.train_dataloader()
+    for _ in range(steps):
+        float(trainer.train_step(next(batches)))
+    running, per_batch, count = [0.0, 0.0], [0.0, 0.0], 0
+    val = data.val_dataloader()
+    for _ in range(BN_VAL_BATCHES):
+        X, y = next(val)
+        loss, correct = trainer.eval_step((X, y))
+        running[0] += float(loss)
+        running[1] += float(correct)
+        labels = y.asnumpy() if hasattr(y, 'asnumpy') else np.asarray(y)
+        logits = batch_statistics_logits(framework, trainer, X)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        per_batch[0] += float(-log_probs[np.arange(len(labels)), labels].sum())
+        per_batch[1] += float((logits.argmax(axis=1) == labels).sum())
+        count += len(labels)
+    return {'steps': steps, 'val_images': count,
+            'running_stats': {'loss': round(running[0] / count, 4),
+                              'acc': round(running[1] / count, 4)},
+            'batch_stats': {'loss': round(per_batch[0] / count, 4),
+                            'acc': round(per_batch[1] / count, 4)}}
+
+
 def mixed_rate(train_rate, val_rate):
     """Images per second of TRAIN_BATCHES training and VAL_BATCHES validation batches."""
     seconds = TRAIN_BATCHES * BATCH / train_rate + VAL_BATCHES * BATCH / val_rate
@@ -259,15 +329,62 @@ def book_recipe(reps):
 # ---------------------------------------------------------------------- report
 
 def merge(paths):
+    """One dict from the measurement files; a framework's parts (measure, drift,
+    bn) are merged into one entry."""
     merged = {'machine': machine_info()}
     for path in paths:
-        merged.update(json.loads(Path(path).read_text()))
+        for key, value in json.loads(Path(path).read_text()).items():
+            if key in FRAMEWORKS:
+                merged.setdefault(key, {}).update(value)
+            else:
+                merged[key] = value
     return merged
 
 
+def drift_table(bench):
+    """The long-run check as a markdown table, with its targets."""
+    lines = [f'| framework | epoch times (s) | worst epoch 3+ vs their median (target '
+             f'{DRIFT_TIME:.0%}) | resident MiB per epoch | growth after epoch 2 (target '
+             f'{DRIFT_MEMORY:.0%}) |', '|---|---|---:|---|---:|']
+    for fw in FRAMEWORKS:
+        d = bench.get(fw, {}).get('drift')
+        if d:
+            lines.append(f'| {fw} | {", ".join(f"{t:.0f}" for t in d["epoch_s"])} | '
+                         f'{d["time_spread"]:.0%} {"ok" if d["time_ok"] else "MISSED"} | '
+                         f'{", ".join(f"{m:.0f}" for m in d["rss_mb"])} | '
+                         f'{d["rss_growth"]:+.1%} {"ok" if d["memory_ok"] else "MISSED"} |')
+    return '\n'.join(lines)
+
+
+def bn_table(bench):
+    """The batch-normalization check as a markdown table."""
+    lines = ['| framework | steps | val loss, running stats | val acc, running stats '
+             '| val loss, batch stats | val acc, batch stats |', '|---|---:|---:|---:|---:|---:|']
+    for fw in FRAMEWORKS:
+        b = bench.get(fw, {}).get('bn')
+        if b:
+            r, p = b['running_stats'], b['batch_stats']
+            lines.append(f'| {fw} | {b["steps"]} | {r["loss"]:.3f} | {r["acc"]:.3f} | '
+                         f'{p["loss"]:.3f} | {p["acc"]:.3f} |')
+    return '\n'.join(lines)
+
+
 def table(bench):
-    """The benchmark as a markdown table with the target ratios."""
-    present = [fw for fw in FRAMEWORKS if fw in bench]
+    """The benchmark as markdown tables: speed with the target ratios, and the
+    long-run and batch-normalization checks where they ran."""
+    tables = []
+    if any('trainer' in bench.get(fw, {}) for fw in FRAMEWORKS):
+        tables.append(speed_table(bench))
+    if any('drift' in bench.get(fw, {}) for fw in FRAMEWORKS):
+        tables.append(drift_table(bench))
+    if any('bn' in bench.get(fw, {}) for fw in FRAMEWORKS):
+        tables.append(bn_table(bench))
+    return '\n\n'.join(tables)
+
+
+def speed_table(bench):
+    """The speed measurements as a markdown table with the target ratios."""
+    present = [fw for fw in FRAMEWORKS if 'trainer' in bench.get(fw, {})]
     fastest = max(bench[fw]['trainer'] for fw in present) if present else None
     lines = ['| framework | bare eager | bare fast | data | trainer | trainer / fastest '
              '| trainer / book recipe | overhead | peak RSS (MiB) |',
@@ -308,6 +425,11 @@ def main(argv=None):
     d.add_argument('--out', required=True)
     d.add_argument('--epochs', type=int, default=DRIFT_EPOCHS)
     d.add_argument('--quick', action='store_true')
+    n = commands.add_parser('bn', help='running against per-batch BN statistics')
+    n.add_argument('--framework', required=True, choices=FRAMEWORKS)
+    n.add_argument('--out', required=True)
+    n.add_argument('--steps', type=int, default=BN_STEPS)
+    n.add_argument('--quick', action='store_true')
     r = commands.add_parser('report', help='merge the measurements into one file')
     r.add_argument('paths', nargs='+')
     r.add_argument('--out', required=True)
@@ -315,9 +437,11 @@ def main(argv=None):
     if args.command == 'drift' and args.epochs < 4:
         parser.error('--epochs must be at least 4: epochs 1 and 2 are warm-up')
     if getattr(args, 'quick', False):
-        global TRAIN_BATCHES, VAL_BATCHES, DATA_BATCHES, DRIFT_TRAIN, DRIFT_VAL
+        global TRAIN_BATCHES, VAL_BATCHES, DATA_BATCHES, DRIFT_TRAIN, DRIFT_VAL, BN_VAL_BATCHES
         TRAIN_BATCHES, VAL_BATCHES, DATA_BATCHES, args.reps = 2, 1, 2, 1
-        DRIFT_TRAIN, DRIFT_VAL = BATCH + 8, 8
+        DRIFT_TRAIN, DRIFT_VAL, BN_VAL_BATCHES = BATCH + 8, 8, 1
+        if args.command == 'bn':
+            args.steps = 1
         if args.command == 'drift':
             args.epochs = min(args.epochs, 4)
     if args.command == 'report':
@@ -325,6 +449,8 @@ def main(argv=None):
         if missing:
             parser.error(f'no such file: {", ".join(missing)}; run `make bench` first')
         bench = merge(args.paths)
+    elif args.command == 'bn':
+        bench = {args.framework: {'bn': bn_check(args.framework, args.steps)}}
     elif args.command == 'drift':
         bench = {args.framework: {'drift': drift(args.framework, args.epochs)}}
     elif args.command == 'book':

@@ -1,0 +1,336 @@
+"""Where every number in the chapter's prose (cnn-design.md) and in the README's
+results comes from; `python -m d2lsupport.prose` and `tests/test_prose.py` check them.
+
+Each claim quotes the prose exactly and recomputes its numbers from their source:
+a record under results/, a recorded output of the chapter (tests/notebooks/, whose
+deterministic cells nbval checks against the live chapter), `d2lsupport.design`,
+or plain arithmetic. Facts from the paper are claims whose source is 'paper, ...'.
+"""
+import json
+import math
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from d2lsupport import design, study
+from d2lsupport.core import FRAMEWORKS
+from d2lsupport.notebook import cell_tabs
+from d2lsupport.prose import Claim
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER = 'paper (Radosavovic et al., 2020)'
+
+
+# ------------------------------------------------------------------ sources
+
+def record(framework, model='regnetx32'):
+    """The training record of a framework's run of the chapter (make run)."""
+    return json.loads((ROOT / 'results' / f'{model}.{framework}.json').read_text())
+
+
+def recorded_output(framework, code):
+    """The text printed by the chapter's cell containing `code`, as recorded for
+    nbval in tests/notebooks/ (cells marked .check-output are compared there)."""
+    import nbformat
+    nb = nbformat.read(ROOT / 'tests' / 'notebooks' / f'cnn-design.{framework}.ipynb', 4)
+    for cell in nb.cells:
+        tabs = cell_tabs(cell.source)
+        if cell.cell_type == 'code' and code in cell.source and (
+                framework in tabs or 'all' in tabs):
+            return ''.join(o.get('text', '') for o in cell.get('outputs', []))
+    raise LookupError(f'no cell with {code!r} in the recorded {framework} notebook')
+
+
+def summary_rows(framework, model):
+    """(output shape, parameters) per row of `model().layer_summary(...)`, and the total."""
+    text = recorded_output(framework, f'{model}().layer_summary')
+    rows = [(m.group(1), int(m.group(2).replace(',', ''))) for m in
+            re.finditer(r'output shape: (\([^)]*\))\s+parameters:\s+([\d,]+)', text)]
+    total = int(re.search(r'total parameters: ([\d,]+)', text).group(1).replace(',', ''))
+    return rows, total
+
+
+def same_in_every_framework(model):
+    """The parameter total of `model`, checked to be the same in all four tabs."""
+    totals = {fw: summary_rows(fw, model)[1] for fw in FRAMEWORKS}
+    if len(set(totals.values())) != 1:
+        raise ValueError(f'{model} parameter totals differ: {totals}')
+    return totals['pytorch']
+
+
+@lru_cache
+def study_records():
+    return study.read_results(study.RESULTS_FILE)
+
+
+def errors(space):
+    return study.errors_by_space(study_records())[space]
+
+
+@lru_cache
+def median_shift(a, b):
+    """The study's median shift from space a to b and its interval, in points."""
+    rng = np.random.default_rng(0)
+    for pair in study.COMPARISONS:   # the same draws as study.comparisons
+        shift, interval = study.median_shift(errors(pair[0]), errors(pair[1]), rng)
+        if pair == (a, b):
+            return 100 * shift, [100 * x for x in interval]
+    raise KeyError((a, b))
+
+
+def median_flops(space):
+    return np.median([r['complexity']['flops'] for r in study_records()
+                      if r['space'] == space]) / 1e6
+
+
+def cost_corrected(space):
+    residuals, _ = study.cost_residuals(study_records())
+    spaces = np.array([r['space'] for r in study_records()])
+    return 100 * np.median(residuals[spaces == space])
+
+
+def by_bottleneck(b):
+    return 100 * np.median(study.errors_by_bottleneck(study_records())[b])
+
+
+def f(x, digits=0):
+    return f'{x:.{digits}f}'
+
+
+def signed(x, digits=1):
+    return f'{x:+.{digits}f}'
+
+
+REGNETX_400MF = dict(w0=24, wa=24.48, wm=2.54, depth=22, group_width=16)
+REGNETX32_RULE = dict(w0=32, wa=5, wm=2.5, depth=10, group_width=16)
+
+
+def width_ratios():
+    """Block width over the linear rule, per block of RegNetX-400MF."""
+    p = REGNETX_400MF
+    u = np.array(design.linear_widths(p['w0'], p['wa'], p['depth']))
+    return np.array(design.block_widths(**p)) / u
+
+
+def stages_start_above_and_end_below():
+    net = design.regnet_widths(**REGNETX_400MF)
+    ratios, j = width_ratios(), 0
+    for d in net['depths']:
+        if d > 1 and not (ratios[j] > 1 > ratios[j + d - 1]):
+            return False
+        j += d
+    return True
+
+
+def regnetx32_config():
+    return {'stem_width': 32, 'stages': [(4, 32, 16, 1), (6, 80, 16, 1)]}
+
+
+# ------------------------------------------------------------------ claims
+
+CLAIMS = []
+
+# Introduction and the AnyNet design space: kernel sizes, strides and counts that are
+# definitions of the networks (the code cells and d2l.ResNeXtBlock build them so).
+CLAIMS += [
+    Claim('$3 \\times 3$', 'definition: the kernel of the grouped convolution and the stem'),
+    Claim('$1 \\times 1$', 'definition: the kernel of the projecting and SE convolutions'),
+    Claim('convolution with stride 2', 'definition: the stem and the first block of a stage'),
+    Claim('Its first block uses stride 2', 'definition: AnyNet.stage'),
+    Claim('convolution (with stride 2)', 'definition: the projection shortcut of a stage'),
+    Claim('Stages $i = 1, \\ldots, s$', 'definition: numbering of the stages'),
+    Claim('For ImageNet\'s $224 \\times 224$ images', 'paper: ImageNet input size'),
+    Claim('five halvings: $224 / 2^5 = 7$', 'arithmetic',
+          holds=lambda: 224 / 2 ** 5 == 7),
+    Claim('$b_i \\geq 1$', 'definition: a bottleneck ratio'),
+    Claim('the multiplier $1 / b_i$', 'definition: bot_mul in the code'),
+    Claim('With $b_i = 1$, as in all the\nnetworks we train, `bot_mul` is 1 too', 'definition',
+          holds=lambda: all(s[3] == 1 for s in regnetx32_config()['stages'])),
+    Claim('$1 + 4 \\times 4 = 17$ numbers', 'arithmetic', holds=lambda: 1 + 4 * 4 == 17),
+    Claim('The paper counts 16, because it fixes the stem at 32\nchannels',
+          f'{PAPER}, Sec. 3.2: 16 degrees of freedom, stem of 32 channels'),
+    Claim('momentum 0.1 in PyTorch\'s convention (0.9 in the convention',
+          'definition: BatchNorm momentum in the four tabs (d2l framework modules)'),
+    Claim('$\\epsilon = 10^{-5}$', 'definition: BatchNorm epsilon in the four tabs'),
+    Claim('stride-2 convolution', 'definition'),
+]
+
+# Distributions and parameters of design spaces.
+CLAIMS += [
+    Claim('fixed by its 17 numbers', 'arithmetic: the count above', holds=lambda: 1 + 4 * 4 == 17),
+    Claim('$2^{17} = 131{,}072$', 'arithmetic', value=lambda: ['2', '17', f'{2 ** 17:,}']),
+    Claim('until they had 500 within a\nnarrow band of computational cost (their 400MF '
+          'regime: 360 to 400 million multiply-adds\nper ImageNet image), trained each for '
+          '10 epochs', f'{PAPER}, Sec. 3.1 and 3.2'),
+]
+
+# Our design-space study (results/study.jsonl; study.summary and study.comparisons
+# print the same numbers in the chapter's cells).
+CLAIMS += [
+    Claim('draws 32 networks at random', 'results/study.jsonl',
+          value=lambda: f(min(len(e) for e in study.errors_by_space(study_records()).values()))),
+    Claim('$28 \\times 28$', 'definition: the images of Fashion-MNIST'),
+    Claim('$2 \\times 2$ after the stem and three stages', 'arithmetic',
+          holds=lambda: 28 // 2 ** 4 == 1 and math.ceil(28 / 2 ** 4) == 2),
+    Claim('one to four blocks and 8 to 128\nchannels per stage, and a stem of 16 channels',
+          'd2lsupport.design', value=lambda: [f(design.WIDTHS[0]), f(design.WIDTHS[1]),
+                                              f(design.STEM_WIDTH)],
+          holds=lambda: design.DEPTHS == (1, 4)),
+    Claim('it fixes $b = 1$', 'd2lsupport.design (regnet_stages)',
+          holds=lambda: all(s[3] == 1 for r in study_records() if r['space'] == 'RegNetX'
+                            for s in r['config']['stages'])),
+    Claim('a learning rate decaying from\n0.1 to 0 along a cosine, then the error on the '
+          '10,000 test images', 'results/study.jsonl (budget)',
+          value=lambda: [f(study_records()[0]['budget']['lr'], 1), '0',
+                         f'{study_records()[0]["budget"]["val_size"]:,}']),
+    Claim('The 192 networks (32 per\nspace) took between 13 and 135 seconds each, 101 minutes '
+          'in all, or about 51 minutes on\ntwo CPU cores', 'results/study.jsonl (seconds)',
+          value=lambda: [f(len(study_records())), f(len(errors('A'))),
+                         f(min(r['seconds'] for r in study_records())),
+                         f(max(r['seconds'] for r in study_records())),
+                         f(sum(r['seconds'] for r in study_records()) / 60),
+                         f(sum(r['seconds'] for r in study_records()) / 120)]),
+    Claim('compared in pairs: 32 networks per space', 'results/study.jsonl',
+          value=lambda: f(len(errors('A')))),
+    Claim('the medians move by less than 0.4 points, well within what 32 samples per\n'
+          'space can resolve (both bootstrap intervals include zero)',
+          'study.comparisons on results/study.jsonl', value=lambda: ['0.4', f(len(errors('A')))],
+          holds=lambda: all(abs(median_shift(*p)[0]) < 0.4 and
+                            median_shift(*p)[1][0] < 0 < median_shift(*p)[1][1]
+                            for p in (('A', 'B'), ('B', 'C')))),
+    Claim('with a median error 1.1 points higher, and E wins\nback most of that (1.0 point)',
+          'study.comparisons', value=lambda: [f(median_shift('C', 'D')[0], 1),
+                                              f(-median_shift('D', 'E')[0], 1)]),
+    Claim('its median is a\npoint below E, and its best network has the lowest error of all 192',
+          'study.comparisons and study.summary',
+          value=lambda: f(len(study_records())),
+          holds=lambda: round(-median_shift('E', 'RegNetX')[0]) == 1 and
+          min(errors('RegNetX')) == min(r['error'] for r in study_records())),
+    Claim('the median network of\nD needs 0.16 million multiply-adds (MFLOPs) per image '
+          'against 0.48 million for C', 'study.comparisons',
+          value=lambda: [f(median_flops('D'), 2), f(median_flops('C'), 2)]),
+    Claim('over all 192 networks, the correlation between the\nerror and the logarithm of '
+          'the FLOPs is $-0.74$', 'study.comparisons',
+          value=lambda: [f(len(study_records())),
+                         f(study.cost_residuals(study_records())[1], 2)]),
+    Claim('more than two orders\nof magnitude of FLOPs (0.05 to 13.63 million)',
+          'study.comparisons',
+          value=lambda: [f(min(r['complexity']['flops'] for r in study_records()) / 1e6, 2),
+                         f(max(r['complexity']['flops'] for r in study_records()) / 1e6, 2)],
+          holds=lambda: max(r['complexity']['flops'] for r in study_records()) /
+          min(r['complexity']['flops'] for r in study_records()) > 100),
+    Claim('fit a straight line of error against log FLOPs to\nall 192 networks',
+          'results/study.jsonl', value=lambda: f(len(study_records()))),
+    Claim('The median residual is then $+0.2$ to\n$+0.4$ points for A, B and C, $-0.1$ for D, '
+          '$-0.6$ for E and $-0.9$ for RegNetX', 'study.comparisons',
+          value=lambda: [signed(min(cost_corrected(s) for s in 'ABC')),
+                         signed(max(cost_corrected(s) for s in 'ABC')),
+                         signed(cost_corrected('D')), signed(cost_corrected('E')),
+                         signed(cost_corrected('RegNetX'))]),
+    Claim('Our RegNetX fixes $b = 1$, while B to E draw $b$\nfrom $\\{1, 2, 4\\}$',
+          'd2lsupport.design', value=lambda: ['1'] + [f(b) for b in design.BOTTLENECK_RATIOS]),
+    Claim('the networks of B to E with $b = 1$\nhave a median error of 14.0%, against 14.6% for '
+          '$b = 2$ and 15.4% for $b = 4$', 'study.comparisons (last line)',
+          value=lambda: ['1', f(by_bottleneck(1), 1), f(by_bottleneck(2), 1), '2',
+                         f(by_bottleneck(4), 1), '4']),
+    Claim('with 32 samples per space trust differences of about a\npoint, not less',
+          'study.comparisons: the half-widths of the five intervals',
+          value=lambda: f(len(errors('A'))),
+          holds=lambda: all(0.5 <= (median_shift(*p)[1][1] - median_shift(*p)[1][0]) / 2 <= 1.0
+                            for p in study.COMPARISONS)),
+    Claim('on the first 10,000 training images', 'definition: the live-study cell '
+          '(num_train=10_000)'),
+    Claim("its errors with the study's (0.11 to 0.21)", 'results/study.jsonl',
+          value=lambda: [f(min(r['error'] for r in study_records()), 2),
+                         f(max(r['error'] for r in study_records()), 2)]),
+    Claim('all 60,000 images', 'results/study.jsonl (budget)',
+          value=lambda: f'{study_records()[0]["budget"]["train_size"]:,}'),
+]
+
+# RegNet: the width rule (d2lsupport.design, printed by the chapter's cells).
+def widths_before_group_rounding():
+    p = REGNETX_400MF
+    u = design.linear_widths(p['w0'], p['wa'], p['depth'])
+    return design.to_stages(design.quantize_widths(u, p['w0'], p['wm']))[1]
+
+
+CLAIMS += [
+    Claim('$$u_j = w_0 + w_a j, \\quad 0 \\leq j < d,$$', 'definition: design.linear_widths'),
+    Claim('an initial width $w_0 > 0$, a slope $w_a > 0$', 'definition: design.regnet_widths'),
+    Claim('parameter $w_m > 1$', 'definition: design.regnet_widths'),
+    Claim('rounded to a multiple of 8', 'd2lsupport.design (quantize_widths, q=8)',
+          value=lambda: '8'),
+    Claim('stage $i - 1$', 'definition: numbering of the stages'),
+    Claim('a\nmultiple of $g$ (for $b = 1$)', 'definition: design.make_compatible'),
+    Claim('compared with 17 for AnyNet', 'arithmetic: the count above',
+          holds=lambda: 1 + 4 * 4 == 17),
+    Claim('The rule gives four stages of 1, 2, 7 and 12 blocks', 'design.regnet_widths (cell output)',
+          value=lambda: [f(d) for d in design.regnet_widths(**REGNETX_400MF)['depths']]),
+    Claim('Before the last rounding their widths\nare 24, 64, 152 and 392 channels; rounding '
+          'them to multiples of the group width 16 makes\n24 into 32, 152 into 160 and 392 '
+          'into 384', 'design.regnet_widths and its steps',
+          value=lambda: [f(w) for w in widths_before_group_rounding()] + ['16'] + [
+              f(w) for pair in zip(widths_before_group_rounding(),
+                                   design.regnet_widths(**REGNETX_400MF)['widths'])
+              if pair[0] != pair[1] for w in pair]),
+    Claim('each stage of more than one block starts\nabove the line and ends below it, and the '
+          'blocks are between 0.65 and 1.64 times as wide\nas the line says',
+          'design.block_widths against design.linear_widths',
+          value=lambda: [f(width_ratios().min(), 2), f(width_ratios().max(), 2)],
+          holds=stages_start_above_and_end_below),
+    Claim('Three steps cannot follow 22 points of a line', 'design.regnet_widths',
+          value=lambda: f(REGNETX_400MF['depth']),
+          holds=lambda: len(design.regnet_widths(**REGNETX_400MF)['depths']) - 1 == 3),
+    Claim('the best depth is about 20 blocks whatever the size of the network, the\nbest '
+          'networks use no bottleneck at all ($b = 1$), and the best width multiplier is about\n'
+          '$w_m = 2.5$', f'{PAPER}, Sec. 4.1 (RegNet trends)'),
+    Claim('no bottleneck ($b = 1$), group width\n$g = 16$, widths $c_1 = 32$ and $c_2 = 80$, and '
+          'depths $d_1 = 4$ and $d_2 = 6$', 'the RegNetX32 cells',
+          value=lambda: ['1', '16', '32', '80', '4', '6'],
+          holds=lambda: design.regnet_widths(**REGNETX32_RULE) == {
+              'depths': [4, 6], 'widths': [32, 80], 'group_widths': [16, 16]}),
+    Claim('a network of 32 layers', 'the RegNetX32 cells: 3 convolutions in each of 10 blocks, '
+          'plus the stem and the dense layer', value=lambda: f(3 * (4 + 6) + 2)),
+    Claim('with $w_m = 2.5$ as the paper recommends', 'REGNETX32_RULE',
+          value=lambda: f(REGNETX32_RULE['wm'], 1)),
+]
+
+# RegNetX32's layers (the recorded layer summaries, the same in all four tabs).
+CLAIMS += [
+    Claim('$96 \\times 96$', 'definition: the resize of the training cell'),
+    Claim('The stem halves the resolution from 96 to 48 and each stage halves it again, to 24 '
+          'and\nthen 12, while the channels grow from 32 to 80', 'recorded layer summaries',
+          value=lambda: ['96'] + [re.findall(r'\d+', s)[-1] for s, _ in
+                                  summary_rows('pytorch', 'RegNetX32')[0][:3]] +
+          [re.findall(r'\d+', summary_rows('pytorch', 'RegNetX32')[0][i][0])[1] for i in (1, 2)]),
+    Claim('RegNetX32 has 179,290 parameters, the\nsame in all four frameworks, and most of them, '
+          '149,200 or 83%, sit in the second stage', 'recorded layer summaries of the four tabs',
+          value=lambda: [f'{same_in_every_framework("RegNetX32"):,}',
+                         f'{summary_rows("pytorch", "RegNetX32")[0][2][1]:,}',
+                         f(100 * summary_rows('pytorch', 'RegNetX32')[0][2][1] /
+                           same_in_every_framework('RegNetX32'))]),
+]
+
+# Discussion: RegNetY32.
+CLAIMS += [
+    Claim('the SE units\nadd 20,076 parameters (199,366 in all, about 11% more than RegNetX32) '
+          'but almost no\ncomputation', 'recorded layer summaries; design.complexity',
+          value=lambda: [f'{same_in_every_framework("RegNetY32") - same_in_every_framework("RegNetX32"):,}',
+                         f'{same_in_every_framework("RegNetY32"):,}',
+                         f(100 * (same_in_every_framework('RegNetY32') /
+                                  same_in_every_framework('RegNetX32') - 1))],
+          holds=lambda: design.complexity(regnetx32_config(), image_size=96, se_ratio=0.25)[
+              'flops'] < 1.01 * design.complexity(regnetx32_config(), image_size=96)['flops']),
+]
+
+# Exercises: the values they ask about (nothing to recompute; they are questions).
+CLAIMS += [
+    Claim('from 16 to 8, 2 and 1 (one channel per group', 'definition: an exercise'),
+    Claim('a group width of 32', 'definition: an exercise'),
+    Claim('Draw 20 networks', 'definition: an exercise'),
+    Claim('$w_0 = 32$, $w_a = 16$, $w_m = 2$, $d = 10$ and group width 16',
+          'definition: an exercise'),
+    Claim('grows to 3 and 4', 'definition: an exercise'),
+]
