@@ -108,9 +108,10 @@ bench: setup data
 	$(call env_python,pytorch) tools/bench.py report $(foreach fw,$(FRAMEWORKS) book,_build/bench/$(fw).json) \
 		--out results/bench.json
 
-# The long-run check: per-epoch time and resident memory of an 8-epoch fit on a subset
-# in every framework (about 20 minutes); then the batch-normalization check: validation
-# with running against per-batch statistics after the same 100 steps (about 5 minutes).
+# The long-run check: per-epoch time and resident memory of a 6-epoch fit on a subset
+# shaped like a real epoch, in every framework (see BENCHMARKS.md for how long it takes).
+# The batch-normalization check: validation with running against per-batch statistics
+# after the same 100 training steps, in every framework.
 drift: setup data
 	mkdir -p _build/bench results
 	for fw in $(FRAMEWORKS); do \

@@ -103,7 +103,7 @@ def main(argv=None):
     dest = Path(args.dest)
     if args.check:
         if not dest.exists() or dest.read_text() != text:
-            print(f'error: {dest} is out of date with {args.source}; run `make notebook`',
+            print(f'error: {dest} is out of date with {args.source}; run `make ipynb`',
                   file=sys.stderr)
             return 1
         return 0

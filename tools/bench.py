@@ -51,7 +51,7 @@ REGNETX32 = {'stem_width': 32, 'stages': [(4, 32, 16, 1), (6, 80, 16, 1)]}
 BATCH, SIZE, LR = 128, 96, 0.05
 TRAIN_BATCHES, VAL_BATCHES = 24, 4   # per epoch of the end-to-end runs (6:1 images)
 DATA_BATCHES = 60
-DRIFT_EPOCHS, DRIFT_TRAIN, DRIFT_VAL = 8, 40 * BATCH + 96, 6 * BATCH + 16
+DRIFT_EPOCHS, DRIFT_TRAIN, DRIFT_VAL = 6, 24 * BATCH + 96, 4 * BATCH + 16
 DRIFT_TIME, DRIFT_MEMORY = 0.10, 0.05   # targets: epochs 3+ within 10% of their median,
 #                                         memory growing by at most 5% after epoch 2
 
@@ -438,7 +438,8 @@ def main(argv=None):
         parser.error('--epochs must be at least 4: epochs 1 and 2 are warm-up')
     if getattr(args, 'quick', False):
         global TRAIN_BATCHES, VAL_BATCHES, DATA_BATCHES, DRIFT_TRAIN, DRIFT_VAL, BN_VAL_BATCHES
-        TRAIN_BATCHES, VAL_BATCHES, DATA_BATCHES, args.reps = 2, 1, 2, 1
+        global SIZE
+        TRAIN_BATCHES, VAL_BATCHES, DATA_BATCHES, args.reps, SIZE = 2, 1, 2, 1, 32
         DRIFT_TRAIN, DRIFT_VAL, BN_VAL_BATCHES = BATCH + 8, 8, 1
         if args.command == 'bn':
             args.steps = 1

@@ -28,7 +28,7 @@ out = []
 
 
 def rich(text, size):
-    """Turn 'c_{i-1}/k_{i}' into SVG text content with subscript tspans."""
+    """Turn 'c_{i-1}/b_{i}' into SVG text content with subscript tspans."""
     parts = []
     for plain, sub in re.findall(r"([^_]+)|_\{([^}]*)\}", text):
         if plain:
@@ -176,12 +176,12 @@ def x_block(cx, stride, c_in):
     split = y + 9
     step(24, c_in)
     conv(30, ["1\u00d71 conv", "BN, ReLU"])
-    step(24, "c_{i}/k_{i}")
+    step(24, "c_{i}/b_{i}")
     g_top = y
     conv(56, ["3\u00d73 group conv", "group width g_{i}",
               "stride %d" % stride, "BN, ReLU"])
     g_mid = (g_top + y) / 2
-    step(24, "c_{i}/k_{i}")
+    step(24, "c_{i}/b_{i}")
     conv(30, ["1\u00d71 conv", "BN"])
     step(20, "c_{i}")
     r = 9                          # the (+) node
@@ -231,7 +231,7 @@ def main():
     stage_panel()
     blocks_panel()
     text(W / 2, 402, "design choices per stage i: depth d_{i}, width c_{i}, "
-         "bottleneck ratio k_{i}, group width g_{i}", 13)
+         "bottleneck ratio b_{i}, group width g_{i}", 13)
     out.append("</g></svg>")
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
