@@ -334,3 +334,36 @@ CLAIMS += [
           'definition: an exercise'),
     Claim('grows to 3 and 4', 'definition: an exercise'),
 ]
+
+# README: the design-space study.
+def median_error(space):
+    return 100 * np.median(errors(space))
+
+
+CLAIMS += [Claim(text, source, value, doc='README') for text, source, value in [
+    ('32 networks per space,\n192 in all', 'results/study.jsonl',
+     lambda: [f(len(errors('A'))), f(len(study_records()))]),
+    ('in about 51 minutes of wall time', 'results/study.jsonl (seconds over two workers)',
+     lambda: f(sum(r['seconds'] for r in study_records()) / 120)),
+    ('13 to 135 s per network, 101 minutes in all', 'results/study.jsonl (seconds)',
+     lambda: [f(min(r['seconds'] for r in study_records())),
+              f(max(r['seconds'] for r in study_records())),
+              f(sum(r['seconds'] for r in study_records()) / 60)]),
+    ('(median errors 14.2%, 13.9%,\n14.2%), D is worse than C by 1.1 points\nand E better '
+     'than D by 1.0, RegNetX is the best\nspace (median 13.4%)', 'study.summary, study.comparisons',
+     lambda: [f(median_error(s), 1) for s in 'ABC'] + [f(median_shift('C', 'D')[0], 1),
+                                                      f(-median_shift('D', 'E')[0], 1),
+                                                      f(median_error('RegNetX'), 1)]),
+    ('(median 0.16 and\n0.23 MFLOPs against 0.48 for C)', 'study.comparisons',
+     lambda: [f(median_flops(s), 2) for s in 'DEC']),
+    ('(correlation\n-0.74 with log FLOPs)', 'study.comparisons',
+     lambda: f(study.cost_residuals(study_records())[1], 2)),
+    ('fixes the bottleneck ratio at 1, which the\nAnyNetX spaces draw from {1, 2, 4}, and '
+     'b = 1 helps on its own (median error of B to E:\n14.0% with b = 1, 15.4% with b = 4)',
+     'd2lsupport.design; study.comparisons (last line)',
+     lambda: ['1'] + [f(b) for b in design.BOTTLENECK_RATIOS] + [
+         '1', f(by_bottleneck(1), 1), '1', f(by_bottleneck(4), 1), '4']),
+]]
+CLAIMS.append(Claim('on 2 CPU cores (two\nworker processes, one thread each', 'definition: the '
+                    'machine of the committed run; threads from results/study.jsonl',
+                    holds=lambda: all(r['threads'] == 1 for r in study_records()), doc='README'))

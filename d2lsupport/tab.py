@@ -9,6 +9,7 @@ runs; ``D2L_FRAMEWORK`` or ``tab.select('jax')`` chooses explicitly.
 import importlib.util
 import os
 
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
 
 from .core import FRAMEWORKS
@@ -60,6 +61,10 @@ class TabMagics(Magics):
     @cell_magic
     def tab(self, line, cell):
         names = [name.strip() for name in line.split(',') if name.strip()]
+        unknown = [name for name in names if name != 'all' and name not in FRAMEWORKS]
+        if unknown or not names:
+            raise UsageError(f'%%tab {line.strip()}: name one or more of '
+                             f'{", ".join(FRAMEWORKS)} or all, separated by commas')
         if 'all' in names or _selected in names:
             if cell.rstrip().endswith(';'):  # a trailing ';' hides the result, as usual
                 cell += '\npass'

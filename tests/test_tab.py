@@ -22,6 +22,15 @@ def test_only_selected_tab_runs(shell, capsys):
     assert tab.selected('jax') and not tab.selected('pytorch')
 
 
+@pytest.mark.parametrize('line', ['pytroch', 'jax, tensorflw', ''])
+def test_a_misspelled_tab_name_is_an_error_not_a_skipped_cell(shell, line):
+    tab.select('jax')
+    result = shell.run_cell(f'%%tab {line}\nran_misspelled = True')
+    assert 'ran_misspelled' not in shell.user_ns
+    assert 'name one or more of mxnet, pytorch, tensorflow, jax or all' in str(
+        result.error_in_exec)
+
+
 def test_errors_in_a_tab_cell_propagate(shell):
     tab.select('mxnet')
     result = shell.run_cell('%%tab mxnet\n1 / 0')

@@ -298,7 +298,8 @@ def recorded_run(framework, root=ROOT):
     outputs = {_code(c): c.outputs for c in nb.cells if c.cell_type == 'code'}
     record_path = root / RUN_RECORD.format(framework)
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
-    commit = (record.get('commit') or 'unknown commit')[:12]
+    sha, plus, dirty = (record.get('commit') or 'unknown').partition('+')
+    commit = sha[:12] + plus + dirty
     done = f'{record.get("epochs_done", "?")} of {record.get("epochs_planned", "?")} epochs'
     state = 'complete' if record.get('complete') else 'incomplete'
     line = (f'{RECORDED_MARK} {path.relative_to(root)} ({state}, {done}; commit {commit}, '
