@@ -16,3 +16,4 @@ def test_environment_yml_parses_and_points_at_existing_files():
         elif line.startswith('-e '):
             assert (ROOT / line[3:] / 'pyproject.toml').is_file(), line
     assert '-r requirements/pytorch.txt' in pip
+
