@@ -50,6 +50,19 @@ def test_make_compatible():
     assert design.make_compatible([32, 96], 16, 4) == ([32, 128], [8, 16])
 
 
+def test_block_widths_are_what_the_network_uses_per_block():
+    widths = design.block_widths(24, 24.48, 2.54, 22, 16)   # RegNetX-400MF
+    assert widths == [32] + [64] * 2 + [160] * 7 + [384] * 12
+    assert design.block_widths(32, 5, 2.5, 10, 16) == [32] * 4 + [80] * 6   # RegNetX32
+
+
+def test_plot_width_rule_draws_the_networks_widths():
+    ax = design.plot_width_rule(w0=24, wa=24.48, wm=2.54, depth=22, group_width=16)
+    line, steps = ax.get_lines()
+    assert list(line.get_ydata()) == pytest.approx(design.linear_widths(24, 24.48, 22))
+    assert list(steps.get_ydata()) == design.block_widths(24, 24.48, 2.54, 22, 16)
+
+
 @pytest.mark.parametrize('args', [(20, 24.0, 2.5, 10, 8), (24, 24.0, 1.0, 10, 8),
                                   (24, -1.0, 2.5, 10, 8), (24, 24.0, 2.5, 0, 8),
                                   (24, 24.0, 2.5, 10, 0)])

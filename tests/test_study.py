@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from d2lsupport import design, study
@@ -92,6 +93,50 @@ def test_a_broken_complete_line_is_an_error(tmp_path):
 def fake_records(errors_by_space):
     return [{'space': space, 'index': i, 'error': e, 'seconds': 1.0}
             for space, errors in errors_by_space.items() for i, e in enumerate(errors)]
+
+
+def synthetic_records(errors_by_space, flops=None):
+    """Study records with the given errors (and FLOPs, default 1e6 for all)."""
+    records = []
+    for space, errors in errors_by_space.items():
+        for i, error in enumerate(errors):
+            b = 1 + i % 2   # alternate bottleneck ratios 1 and 2
+            records.append({'space': space, 'index': i, 'error': error,
+                            'config': {'stem_width': 16, 'stages': [(1, 16, 1, b)] * 3},
+                            'complexity': {'flops': (flops or {}).get((space, i), 1e6)}})
+    return records
+
+
+def test_median_shift_is_the_difference_of_medians_with_an_interval_around_it():
+    rng = np.random.default_rng(0)
+    before = rng.normal(0.15, 0.01, 200)
+    shift, (low, high) = study.median_shift(before, before + 0.02, np.random.default_rng(1))
+    assert shift == pytest.approx(0.02)
+    assert low < 0.02 < high and high - low < 0.01     # 200 samples: a narrow interval
+    same, (low, high) = study.median_shift(before, before, np.random.default_rng(1))
+    assert same == 0 and low < 0 < high
+
+
+def test_cost_residuals_remove_a_trend_with_log_flops():
+    flops = {('A', i): 10 ** (5 + i / 10) for i in range(20)}
+    errors = [0.3 - 0.01 * np.log(flops[('A', i)]) for i in range(20)]
+    residuals, correlation = study.cost_residuals(synthetic_records({'A': errors}, flops))
+    assert correlation == pytest.approx(-1)
+    assert np.abs(residuals).max() < 1e-12
+
+
+def test_comparisons_report_each_step_and_space():
+    flops = {(space, i): 1e6 * (i + 1) for space in 'AB' for i in range(4)}
+    records = synthetic_records({'A': [0.20, 0.22, 0.24, 0.26], 'B': [0.10, 0.12, 0.14, 0.16]},
+                                flops)
+    lines = study.comparisons(records, pairs=[('A', 'B'), ('B', 'C')]).splitlines()
+    assert lines[1].split()[:4] == ['A', '->', 'B', '-10.00']        # 0.13 - 0.23, in points
+    assert not any('-> C' in line for line in lines)                  # C has no records
+    correlation = study.cost_residuals(records)[1]
+    assert lines[2] == f'MFLOPs of the networks: 1.00 to 4.00; correlation of error with ' \
+                       f'log FLOPs: {correlation:.2f}'
+    assert lines[4].split() == ['A', '2.50', f'{100 * np.median(study.cost_residuals(records)[0][:4]):+.2f}']
+    assert lines[-1].endswith('b = 1: 12.0% (n=2), b = 2: 14.0% (n=2)')   # B only
 
 
 def test_plot_draws_one_panel_per_comparison(tmp_path, capsys):
