@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import linen as nn
+from flax import serialization
 
 from .core import DataModule, HyperParameters, ProgressBoard, add_to_class, print_layer_table
 from .data import FashionMNISTBase
@@ -295,6 +296,19 @@ class Trainer(BaseTrainer):
         if self.fast:
             self._train = jax.jit(self._train, donate_argnums=(0, 1, 2))
             self._eval = jax.jit(self._eval)
+
+    def _train_state(self):
+        return {'params': self.params, 'batch_stats': self.batch_stats,
+                'opt_state': self.opt_state}
+
+    def state(self):
+        return {'train_state': serialization.to_bytes(self._train_state())}
+
+    def load_state(self, state):
+        restored = serialization.from_bytes(self._train_state(), state['train_state'])
+        restored = jax.device_put(restored, self.device)
+        self.params, self.batch_stats = restored['params'], restored['batch_stats']
+        self.opt_state = restored['opt_state']
 
     def train_step(self, batch):
         X, y = jax.device_put(batch, self.device)

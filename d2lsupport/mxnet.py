@@ -10,6 +10,8 @@ OMP_NUM_THREADS is already set, importing this module sets it to the number
 of physical cores, before MXNet loads.
 """
 import os
+import tempfile
+from pathlib import Path
 
 from .core import (DataModule, HyperParameters, ProgressBoard, add_to_class, physical_cores,
                    print_layer_table)
@@ -246,6 +248,21 @@ class Trainer(BaseTrainer):
         if self.fast:
             model.net.hybridize(static_alloc=True, static_shape=True)
         self.optim = model.configure_optimizers()
+
+    def state(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            params, states = os.path.join(tmp, 'params'), os.path.join(tmp, 'states')
+            self.model.save_parameters(params)
+            self.optim.save_states(states)
+            return {'parameters': Path(params).read_bytes(), 'optimizer': Path(states).read_bytes()}
+
+    def load_state(self, state):
+        with tempfile.TemporaryDirectory() as tmp:
+            params, states = Path(tmp, 'params'), Path(tmp, 'states')
+            params.write_bytes(state['parameters'])
+            states.write_bytes(state['optimizer'])
+            self.model.load_parameters(str(params), ctx=self.ctx)
+            self.optim.load_states(str(states))
 
     def train_step(self, batch):
         X, y = (a.as_in_context(self.ctx) for a in batch)

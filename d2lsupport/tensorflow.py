@@ -8,7 +8,7 @@ import tensorflow as tf
 from .core import DataModule, HyperParameters, ProgressBoard, add_to_class, print_layer_table
 from .data import FashionMNISTBase
 from .design import check_config, grouped_bottleneck, se_width
-from .trainer import BaseTrainer
+from .trainer import BaseTrainer, arrays_to_bytes, bytes_to_arrays
 
 __all__ = ['add_to_class', 'HyperParameters', 'ProgressBoard', 'DataModule', 'Module',
            'Classifier', 'FashionMNIST', 'Trainer', 'ResNeXtBlock', 'anynet', 'param_count',
@@ -254,6 +254,16 @@ class Trainer(BaseTrainer):
         Y_hat = self.model(X, training=False)
         return (self.model.loss(Y_hat, y, averaged=False),
                 self.model.accuracy(Y_hat, y, averaged=False))
+
+    def state(self):
+        return {name: arrays_to_bytes([v.numpy() for v in variables]) for name, variables in
+                (('model', self.model.variables), ('optimizer', self.optim.variables))}
+
+    def load_state(self, state):
+        for name, variables in (('model', self.model.variables),
+                                ('optimizer', self.optim.variables)):
+            for variable, value in zip(variables, bytes_to_arrays(state[name]), strict=True):
+                variable.assign(value)
 
     def train_step(self, batch):
         with tf.device(self.device_label):

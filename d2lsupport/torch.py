@@ -3,6 +3,7 @@
 Import it as ``from d2lsupport import torch as d2l``; the other framework
 modules offer the same names.
 """
+import io
 import math
 
 import numpy as np
@@ -277,6 +278,16 @@ def _accuracy(model, images, labels, batch_size=1000):
     return correct / len(labels)
 
 
+def _to_bytes(state_dict):
+    buffer = io.BytesIO()
+    torch.save(state_dict, buffer)
+    return buffer.getvalue()
+
+
+def _from_bytes(data, device):
+    return torch.load(io.BytesIO(data), map_location=device, weights_only=True)
+
+
 class Trainer(BaseTrainer):
     """PyTorch training; `fast` (the default) uses channels-last memory format.
 
@@ -306,6 +317,14 @@ class Trainer(BaseTrainer):
         if self.fast:
             model.to(memory_format=torch.channels_last)
         self.optim = model.configure_optimizers()
+
+    def state(self):
+        return {name: _to_bytes(part.state_dict()) for name, part in
+                (('model', self.model), ('optimizer', self.optim))}
+
+    def load_state(self, state):
+        self.model.load_state_dict(_from_bytes(state['model'], self.device))
+        self.optim.load_state_dict(_from_bytes(state['optimizer'], self.device))
 
     def train_step(self, batch):
         X, y = self._to_device(batch[0]), batch[1].to(self.device)

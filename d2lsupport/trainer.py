@@ -12,12 +12,14 @@ set $D2L_PROGRESS to a file, to which the Trainer then also writes its progress
 bar and one line per epoch, for the runner to show in the terminal.
 """
 import contextlib
+import io
 import json
 import os
 import resource
 import sys
 import time
 
+import numpy as np
 from tqdm import tqdm
 
 from .core import (FRAMEWORKS, Budget, HyperParameters, ProgressBoard, in_notebook,
@@ -59,20 +61,98 @@ class BaseTrainer(HyperParameters):
         return 'CPU'
 
     def fit(self, model, data):
-        """Train `model` on `data` for `max_epochs` epochs and report."""
+        """Train `model` on `data` for `max_epochs` epochs and report.
+
+        With $D2L_RESULTS_DIR set, the run is recorded after every epoch, and a
+        checkpoint (weights, optimizer state, data order, history) is kept beside
+        the record until the run is complete: fitting the same model again with
+        the same settings resumes after the last finished epoch.
+        """
         if self.budget.small:
             print(self.budget.banner())
         self.model, self.data = model, data
         self.epochs = self.budget.epochs(self.max_epochs)
         self.prepare(model, data)
-        self.history, self.num_examples_seen = [], 0
+        self.history, self.num_examples_seen, self.segments = [], 0, []
         self.commit = None if self.quiet else source_commit()   # the code as training starts
-        start = time.perf_counter()
+        self.wall_time = self._resume()
+        self.segments.append({'first_epoch': len(self.history) + 1, 'commit': self.commit})
+        start = time.perf_counter() - self.wall_time
         with _progress_stream() as self.progress:
-            for self.epoch in range(self.epochs):
+            for self.epoch in range(len(self.history), self.epochs):
                 if not self._run_epoch(start):
                     break
+        if len(self.history) == self.epochs and self._path('ckpt.npz'):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self._path('ckpt.npz'))
         print(self.summary())
+
+    # -- checkpoints: each framework turns its training state into named bytes
+
+    def state(self):
+        """The training state (weights, optimizer) as {name: bytes}."""
+        raise NotImplementedError
+
+    def load_state(self, state):
+        """Restore what `state()` returned."""
+        raise NotImplementedError
+
+    def _path(self, suffix):
+        """Where this run's record ('json') or checkpoint ('ckpt.npz') goes, or
+        None when runs are not recorded."""
+        folder = os.environ.get(RESULTS_ENV)
+        if not folder or self.quiet or self.budget.small:
+            return None
+        return os.path.join(folder, f'{type(self.model).__name__.lower()}.'
+                                    f'{self.framework}.{suffix}')
+
+    def _settings(self):
+        """What a checkpoint must agree with to be resumed."""
+        return {'model': type(self.model).__name__, 'framework': self.framework,
+                'epochs_planned': self.max_epochs, 'batch_size': self.data.batch_size,
+                'resize': list(self.data.resize), 'lr': getattr(self.model, 'lr', None)}
+
+    def _save_checkpoint(self):
+        path = self._path('ckpt.npz')
+        if path is None:
+            return
+        rng = getattr(self.data, 'rng', None)
+        meta = {'settings': self._settings(), 'history': self.history,
+                'segments': self.segments, 'wall_time': self.wall_time,
+                'num_examples_seen': self.num_examples_seen,
+                'data_rng': rng.bit_generator.state if rng is not None else None}
+        arrays = {f'state/{k}': np.frombuffer(v, np.uint8) for k, v in self.state().items()}
+        with open(path + '.tmp', 'wb') as f:
+            np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
+        os.replace(path + '.tmp', path)
+
+    def _resume(self):
+        """Load this run's checkpoint if there is one with the same settings;
+        returns the wall time of the epochs it holds (0 without one)."""
+        path = self._path('ckpt.npz')
+        if path is None or not os.path.exists(path):
+            return 0.0
+        with np.load(path) as saved:
+            meta = json.loads(str(saved['meta']))
+            if meta['settings'] != self._settings():
+                print(f'Trainer: not resuming from {path}: it was made with other settings '
+                      f'({meta["settings"]}); training from the start.')
+                return 0.0
+            self.load_state({k[len('state/'):]: saved[k].tobytes() for k in saved.files
+                             if k.startswith('state/')})
+        self.history, self.segments = meta['history'], meta['segments']
+        self.num_examples_seen = meta['num_examples_seen']
+        if meta['data_rng'] is not None:
+            self.data.rng.bit_generator.state = meta['data_rng']
+        last = self.history[-1]
+        self.train_loss, self.val_loss, self.val_acc = (last['train_loss'], last['val_loss'],
+                                                        last['val_acc'])
+        for h in self.history:   # the curves so far, as points per epoch
+            for key in ('train_loss', 'val_loss', 'val_acc'):
+                self.board.draw(h['epoch'], h[key], key)
+        print(f'Trainer: resuming after epoch {len(self.history)} of {self.max_epochs} from '
+              f'{path} (delete it to start over).')
+        return meta['wall_time']
 
     def _run_epoch(self, start):
         """One epoch of training and validation, recorded; False when the time
@@ -87,6 +167,8 @@ class BaseTrainer(HyperParameters):
         self.train_loss, self.val_loss, self.val_acc = train_loss, val_loss, val_acc
         self.examples_per_sec = self.num_examples_seen / self.wall_time
         self._save_results()
+        if len(self.history) < self.epochs:
+            self._save_checkpoint()
         if self.budget.out_of_time(self.wall_time) and self.epoch + 1 < self.epochs:
             print(f'Stopped after {self.epoch + 1} of {self.epochs} epochs: the time '
                   f'limit of {self.budget.minutes:g} min ({Budget.TIME_ENV}) is reached.')
@@ -158,27 +240,38 @@ class BaseTrainer(HyperParameters):
         """After each epoch, write the run so far to $D2L_RESULTS_DIR, if set.
 
         The file says how many of the planned epochs are done, so a run cut
-        short still leaves an honest record of the epochs that did run.
+        short still leaves an honest record of the epochs that did run, and
+        which commit of the code ran each part of a resumed run (`segments`).
         """
-        folder = os.environ.get(RESULTS_ENV)
-        if not folder or self.quiet:
+        path = self._path('json')
+        if path is None:
             return
-        name = type(self.model).__name__.lower()
-        record = {'model': type(self.model).__name__, 'framework': self.framework,
-                  'complete': len(self.history) == self.max_epochs and not self.budget.small,
+        record = {**self._settings(),
+                  'complete': len(self.history) == self.max_epochs,
                   'small_budget': self.budget.small, 'epochs_done': len(self.history),
-                  'epochs_planned': self.max_epochs, 'batch_size': self.data.batch_size,
-                  'resize': list(self.data.resize), 'lr': getattr(self.model, 'lr', None),
                   'train_loss': self.train_loss, 'val_loss': self.val_loss,
                   'val_acc': self.val_acc, 'wall_time_s': round(self.wall_time, 1),
                   'examples_per_sec': round(self.examples_per_sec, 1),
-                  'peak_rss_mb': peak_rss_mb(), 'history': self.history,
-                  'machine': machine_info(), 'commit': self.commit,
+                  'peak_rss_mb': max(h['peak_rss_mb'] for h in self.history),
+                  'history': self.history, 'machine': machine_info(),
+                  'commit': self.segments[0]['commit'], 'segments': self.segments,
                   'date': time.strftime('%Y-%m-%d %H:%M:%S')}
-        path = os.path.join(folder, f'{name}.{self.framework}.json')
         with open(path + '.tmp', 'w') as f:
             json.dump(record, f, indent=1)
         os.replace(path + '.tmp', path)
+
+
+def arrays_to_bytes(arrays):
+    """A list of numpy arrays as bytes (numpy's .npz format, no pickles)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, *arrays)
+    return buffer.getvalue()
+
+
+def bytes_to_arrays(data):
+    """The list of arrays that `arrays_to_bytes` packed."""
+    with np.load(io.BytesIO(data)) as saved:
+        return [saved[f'arr_{i}'] for i in range(len(saved.files))]
 
 
 def _progress_stream():

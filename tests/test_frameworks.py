@@ -147,6 +147,48 @@ def test_trainer_trains_on_a_gpu_exactly_when_one_is_asked_for_and_found(
     assert warned == (asked and not found)
 
 
+def seed_framework(framework):
+    """Make the next model's initialization the same as the last seeded one's."""
+    if framework == 'pytorch':
+        import torch
+        torch.manual_seed(0)
+    elif framework == 'mxnet':
+        import mxnet
+        mxnet.random.seed(0)
+    elif framework == 'tensorflow':
+        import tensorflow
+        tensorflow.keras.utils.set_random_seed(0)
+    # JAX: the Trainer initializes from PRNGKey(0) every time
+
+
+def tiny_fit(chapter, d2l, framework, epochs=2):
+    seed_framework(framework)
+    model = chapter['AnyNet'](((1, 16, 8, 1),), 8, lr=0.05)
+    trainer = d2l.Trainer(max_epochs=epochs)
+    trainer.fit(model, d2l.FashionMNIST(batch_size=64, resize=(28, 28), num_train=320,
+                                        num_val=128))
+    return trainer
+
+
+def test_a_stopped_run_resumes_where_it_stopped(chapter, d2l, framework, mirror, monkeypatch,
+                                                 tmp_path, capsys):
+    monkeypatch.delenv('D2L_SMALL_BUDGET', raising=False)
+    monkeypatch.setenv('D2L_RESULTS_DIR', str(tmp_path / 'whole'))
+    (tmp_path / 'whole').mkdir()
+    whole = tiny_fit(chapter, d2l, framework)
+    monkeypatch.setenv('D2L_RESULTS_DIR', str(tmp_path))
+    monkeypatch.setenv('D2L_TIME_LIMIT', '0')
+    assert len(tiny_fit(chapter, d2l, framework).history) == 1      # stopped after epoch 1
+    assert (tmp_path / 'anynet.{}.ckpt.npz'.format(framework)).exists()
+    monkeypatch.delenv('D2L_TIME_LIMIT')
+    resumed = tiny_fit(chapter, d2l, framework)                       # a fresh model
+    assert 'resuming after epoch 1 of 2' in capsys.readouterr().out
+    # the same weights, optimizer state and data order as the run that never stopped
+    assert resumed.val_loss == pytest.approx(whole.val_loss, rel=1e-3)
+    assert resumed.train_loss == pytest.approx(whole.train_loss, rel=1e-3)
+    assert not (tmp_path / 'anynet.{}.ckpt.npz'.format(framework)).exists()
+
+
 @pytest.mark.parametrize('fast', [True, False], ids=['fast', 'eager'])
 def test_training_steps_reduce_the_loss(chapter, d2l, framework, mirror, monkeypatch, fast):
     monkeypatch.delenv('D2L_SMALL_BUDGET', raising=False)

@@ -37,6 +37,12 @@ class Halving(trainer_lib.BaseTrainer):
     def eval_step(self, batch):
         return self.loss * len(batch[1]), 3.0
 
+    def state(self):
+        return {'loss': json.dumps(self.loss).encode()}
+
+    def load_state(self, state):
+        self.loss = json.loads(state['loss'])
+
 
 class Model:
     lr = 0.1
@@ -175,3 +181,55 @@ def test_show_results_gives_the_spread_of_the_last_epochs(tmp_path, monkeypatch,
     trainer_lib.show_results('Model', folder=str(tmp_path))
     row = capsys.readouterr().out.splitlines()[1].split()
     assert row == ['mxnet', '5/5', '0.200', '0.900', '0.870-0.910', '10.0', '200', '2048']
+
+
+def test_a_stopped_run_resumes_after_its_last_epoch(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv(Budget.ENV, raising=False)
+    monkeypatch.setenv(trainer_lib.RESULTS_ENV, str(tmp_path / 'whole'))
+    (tmp_path / 'whole').mkdir()
+    whole = Halving(max_epochs=3)
+    whole.fit(Model(), CountingData())
+    monkeypatch.setenv(trainer_lib.RESULTS_ENV, str(tmp_path))
+    monkeypatch.setenv(Budget.TIME_ENV, '0')
+    Halving(max_epochs=3).fit(Model(), CountingData())          # stops after epoch 1
+    assert (tmp_path / 'model.numpy.ckpt.npz').exists()
+    monkeypatch.delenv(Budget.TIME_ENV)
+    resumed = Halving(max_epochs=3)
+    resumed.fit(Model(), CountingData())
+    assert 'resuming after epoch 1 of 3' in capsys.readouterr().out
+    assert [h['epoch'] for h in resumed.history] == [1, 2, 3]
+    assert resumed.val_loss == whole.val_loss and resumed.train_loss == whole.train_loss
+    assert resumed.num_examples_seen == whole.num_examples_seen
+    record = json.loads((tmp_path / 'model.numpy.json').read_text())
+    assert record['complete'] and [s['first_epoch'] for s in record['segments']] == [1, 2]
+    assert not (tmp_path / 'model.numpy.ckpt.npz').exists()   # gone once complete
+    assert 'train_loss' in resumed.board.lines and 1 in resumed.board.lines['val_acc'][0]
+
+
+def test_a_checkpoint_with_other_settings_is_not_resumed(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv(Budget.ENV, raising=False)
+    monkeypatch.setenv(trainer_lib.RESULTS_ENV, str(tmp_path))
+    monkeypatch.setenv(Budget.TIME_ENV, '0')
+    Halving(max_epochs=3).fit(Model(), CountingData())
+    monkeypatch.delenv(Budget.TIME_ENV)
+    other = Halving(max_epochs=4)
+    other.fit(Model(), CountingData())
+    assert 'not resuming' in capsys.readouterr().out
+    assert len(other.history) == 4 and other.segments[0]['first_epoch'] == 1
+
+
+def test_small_budget_and_quiet_runs_leave_no_record_or_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setenv(trainer_lib.RESULTS_ENV, str(tmp_path))
+    monkeypatch.setenv(Budget.ENV, '1')
+    Halving(max_epochs=3).fit(Model(), CountingData())
+    monkeypatch.delenv(Budget.ENV)
+    monkeypatch.setenv(Budget.TIME_ENV, '0')
+    Halving(max_epochs=3, quiet=True).fit(Model(), CountingData())
+    assert not list(tmp_path.iterdir())
+
+
+def test_arrays_survive_the_trip_through_bytes():
+    arrays = [np.arange(6, dtype=np.float32).reshape(2, 3), np.array(7, np.int64)]
+    back = trainer_lib.bytes_to_arrays(trainer_lib.arrays_to_bytes(arrays))
+    assert len(back) == 2 and all((a == b).all() and a.dtype == b.dtype
+                                  for a, b in zip(arrays, back))
