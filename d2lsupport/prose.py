@@ -29,7 +29,7 @@ CHAPTER = ROOT / 'chapter_cnn_design' / 'cnn-design.md'
 README = ROOT / 'README.md'
 CLAIMS = ROOT / 'chapter_cnn_design' / 'numbers.py'
 README_START, README_END = '<!-- numbers checked -->', '<!-- end numbers checked -->'
-UNCHECKED_KINDS = ('paper', 'definition')   # sources that need no recomputation
+UNCHECKED_KINDS = ('paper', 'book', 'definition')   # sources with nothing to recompute
 
 CODE_CELL = re.compile(r'^```.*?^```[ \t]*$', re.DOTALL | re.MULTILINE)
 ROLES = re.compile(r':(?:cite|citet|citep|numref|label|eqref):`[^`]*`')
@@ -48,8 +48,8 @@ class Claim:
     `value` returns the numbers the text must state, formatted as in the text
     (a string or a list of strings, in the order they appear); `holds` returns
     whether a qualitative statement in it ("about", "most", "the best") is true.
-    A claim whose source is the paper or a definition in the chapter's own text
-    may have neither: its source is named, there is nothing here to recompute.
+    A claim whose source is the paper, the book or a definition in the chapter's
+    own code may have neither: its source is named, there is nothing to recompute.
     """
     text: str
     source: str
@@ -115,7 +115,7 @@ def check_claim(claim):
     if claim.value is None and claim.holds is None:
         if not claim.source.startswith(UNCHECKED_KINDS):
             return [f'{claim.text!r}: nothing recomputes it, and its source '
-                    f'{claim.source!r} is neither the paper nor a definition']
+                    f'{claim.source!r} is not the paper, the book or a definition']
         return []
     problems = []
     try:
