@@ -112,23 +112,21 @@ bench: setup data
 # shaped like a real epoch, in every framework (see BENCHMARKS.md for how long it takes).
 # The batch-normalization check: validation with running against per-batch statistics
 # after the same 100 training steps, in every framework.
-drift: setup data
-	mkdir -p _build/bench results
+# $(call check_all,COMMAND,RESULT): `tools/bench.py COMMAND` in every framework's
+# environment, then one report in results/RESULT.json.
+check_all = mkdir -p _build/bench results && \
 	for fw in $(FRAMEWORKS); do \
-		$(ENVS_DIR)/$$fw/bin/python tools/bench.py drift --framework $$fw \
-			--out _build/bench/drift.$$fw.json || exit 1; \
-	done
-	$(call env_python,pytorch) tools/bench.py report $(foreach fw,$(FRAMEWORKS),_build/bench/drift.$(fw).json) \
-		--out results/drift.json
+		$(ENVS_DIR)/$$fw/bin/python tools/bench.py $(1) --framework $$fw \
+			--out _build/bench/$(1).$$fw.json || exit 1; \
+	done && \
+	$(call env_python,pytorch) tools/bench.py report \
+		$(foreach fw,$(FRAMEWORKS),_build/bench/$(1).$(fw).json) --out results/$(2).json
+
+drift: setup data
+	$(call check_all,drift,drift)
 
 bn-check: setup data
-	mkdir -p _build/bench results
-	for fw in $(FRAMEWORKS); do \
-		$(ENVS_DIR)/$$fw/bin/python tools/bench.py bn --framework $$fw \
-			--out _build/bench/bn.$$fw.json || exit 1; \
-	done
-	$(call env_python,pytorch) tools/bench.py report $(foreach fw,$(FRAMEWORKS),_build/bench/bn.$(fw).json) \
-		--out results/bn-check.json
+	$(call check_all,bn,bn-check)
 
 # Register the four kernels for your own Jupyter (in ~/.local/share/jupyter).
 kernels: setup
