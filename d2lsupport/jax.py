@@ -18,7 +18,7 @@ from .design import check_config, grouped_bottleneck, se_width
 from .trainer import BaseTrainer
 
 __all__ = ['add_to_class', 'HyperParameters', 'ProgressBoard', 'DataModule', 'Module',
-           'Classifier', 'FashionMNIST', 'Trainer', 'ResNeXtBlock', 'anynet', 'param_count',
+           'Classifier', 'FashionMNIST', 'Trainer', 'ResNeXtBlock', 'SqueezeExcitation', 'anynet', 'param_count',
            'cpu', 'gpu', 'num_gpus', 'try_gpu']
 
 _xavier = nn.initializers.xavier_uniform()
@@ -162,7 +162,7 @@ class _GroupedConv3x3(nn.Module):
         return jnp.concatenate(Y, axis=-1) + bias
 
 
-class _SqueezeExcitation(nn.Module):
+class SqueezeExcitation(nn.Module):
     """Squeeze-and-excitation: global average pooling, a 1x1 convolution to
     `squeeze` channels, ReLU, a 1x1 convolution back, a sigmoid, and the
     input's channels scaled by the result."""
@@ -198,7 +198,7 @@ class ResNeXtBlock(nn.Module):
         Y = _GroupedConv3x3(bot_channels, self.groups, self.strides)(Y)
         Y = nn.relu(_batch_norm(self.training)(Y))
         if self.se_ratio:
-            Y = _SqueezeExcitation(se_width(self.se_ratio, X.shape[-1]))(Y)
+            Y = SqueezeExcitation(se_width(self.se_ratio, X.shape[-1]))(Y)
         Y = _batch_norm(self.training)(_conv(self.num_channels)(Y))
         if self.use_1x1conv:
             X = _conv(self.num_channels, strides=self.strides)(X)

@@ -29,7 +29,7 @@ from .trainer import BaseTrainer  # noqa: E402
 npx.set_np()
 
 __all__ = ['add_to_class', 'HyperParameters', 'ProgressBoard', 'DataModule', 'Module',
-           'Classifier', 'FashionMNIST', 'Trainer', 'ResNeXtBlock', 'anynet', 'param_count',
+           'Classifier', 'FashionMNIST', 'Trainer', 'ResNeXtBlock', 'SqueezeExcitation', 'anynet', 'param_count',
            'cpu', 'gpu', 'num_gpus', 'try_gpu']
 
 
@@ -111,7 +111,7 @@ class FashionMNIST(FashionMNISTBase, DataModule):
             yield np.array(X[:, None]), np.array(y)
 
 
-class _SqueezeExcitation(nn.HybridBlock):
+class SqueezeExcitation(nn.HybridBlock):
     """Squeeze-and-excitation of Y (with `channels` channels), sized at its first call.
 
     Global average pooling, a 1x1 convolution to ``se_width(se_ratio, c_in)``
@@ -175,7 +175,7 @@ class ResNeXtBlock(nn.HybridBlock):
                                padding=1, groups=bot_channels // groups)
         self.conv3 = nn.Conv2D(num_channels, kernel_size=1)
         self.bn1, self.bn2, self.bn3 = nn.BatchNorm(), nn.BatchNorm(), nn.BatchNorm()
-        self.se = _SqueezeExcitation(bot_channels, se_ratio) if se_ratio else None
+        self.se = SqueezeExcitation(bot_channels, se_ratio) if se_ratio else None
         if use_1x1conv:
             self.conv4 = nn.Conv2D(num_channels, kernel_size=1, strides=strides)
             self.bn4 = nn.BatchNorm()

@@ -11,7 +11,7 @@ from .design import check_config, grouped_bottleneck, se_width
 from .trainer import BaseTrainer, arrays_to_bytes, bytes_to_arrays
 
 __all__ = ['add_to_class', 'HyperParameters', 'ProgressBoard', 'DataModule', 'Module',
-           'Classifier', 'FashionMNIST', 'Trainer', 'ResNeXtBlock', 'anynet', 'param_count',
+           'Classifier', 'FashionMNIST', 'Trainer', 'ResNeXtBlock', 'SqueezeExcitation', 'anynet', 'param_count',
            'cpu', 'gpu', 'num_gpus', 'try_gpu']
 
 
@@ -127,7 +127,7 @@ class FusedBatchNorm(tf.keras.layers.BatchNormalization):
         return Y
 
 
-class _SqueezeExcitation(tf.keras.layers.Layer):
+class SqueezeExcitation(tf.keras.layers.Layer):
     """Squeeze-and-excitation: global average pooling, a 1x1 convolution to
     `squeeze` channels, ReLU, a 1x1 convolution back to `channels`, a sigmoid,
     and the input's channels scaled by the result."""
@@ -174,7 +174,7 @@ class ResNeXtBlock(tf.keras.layers.Layer):
 
     def build(self, input_shape):
         if self.se_ratio:
-            self.se = _SqueezeExcitation(self.bot_channels,
+            self.se = SqueezeExcitation(self.bot_channels,
                                          se_width(self.se_ratio, input_shape[-1]))
 
     def call(self, X):

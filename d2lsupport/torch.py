@@ -17,7 +17,7 @@ from .design import check_config, grouped_bottleneck, se_width
 from .trainer import BaseTrainer
 
 __all__ = ['add_to_class', 'HyperParameters', 'ProgressBoard', 'DataModule', 'Module',
-           'Classifier', 'FashionMNIST', 'Trainer', 'ResNeXtBlock', 'anynet', 'fit_briefly',
+           'Classifier', 'FashionMNIST', 'Trainer', 'ResNeXtBlock', 'SqueezeExcitation', 'anynet', 'fit_briefly',
            'init_cnn', 'param_count', 'cpu', 'gpu', 'num_gpus', 'try_gpu']
 
 
@@ -121,7 +121,7 @@ class FashionMNIST(FashionMNISTBase, DataModule):
             yield torch.from_numpy(X).unsqueeze(1), torch.from_numpy(y)
 
 
-class _SqueezeExcitation(nn.modules.lazy.LazyModuleMixin, nn.Module):
+class SqueezeExcitation(nn.modules.lazy.LazyModuleMixin, nn.Module):
     """Squeeze-and-excitation of Y, sized at its first call.
 
     Global average pooling, a 1x1 convolution to ``se_width(se_ratio, c_in)``
@@ -178,7 +178,7 @@ class ResNeXtBlock(nn.Module):
                                    padding=1, groups=bot_channels // groups)
         self.conv3 = nn.LazyConv2d(num_channels, kernel_size=1)
         self.bn1, self.bn2, self.bn3 = (nn.LazyBatchNorm2d() for _ in range(3))
-        self.se = _SqueezeExcitation(se_ratio) if se_ratio else None
+        self.se = SqueezeExcitation(se_ratio) if se_ratio else None
         if use_1x1conv:
             self.conv4 = nn.LazyConv2d(num_channels, kernel_size=1, stride=strides)
             self.bn4 = nn.LazyBatchNorm2d()
