@@ -23,7 +23,7 @@ name_jax := JAX
 env_python = $(ENVS_DIR)/$(1)/bin/python
 stamp = $(ENVS_DIR)/$(1)/.installed
 
-.PHONY: setup run test data ipynb record lock lab kernels study bench drift bn-check clean-envs
+.PHONY: setup run test data ipynb record lock lab kernels study bench drift bn-check memory clean-envs
 # (test-<framework> is not .PHONY: make skips pattern rules for phony targets.)
 
 setup: $(foreach fw,$(FRAMEWORKS),$(call stamp,$(fw)))
@@ -127,6 +127,10 @@ drift: setup data
 
 bn-check: setup data
 	$(call check_all,bn,bn-check)
+
+# Resident memory through the phases of training RegNetX32, in every framework.
+memory: setup data
+	$(call check_all,memory,memory)
 
 # Register the four kernels for your own Jupyter (in ~/.local/share/jupyter).
 kernels: setup

@@ -105,6 +105,15 @@ def test_quick_batch_norm_check_runs_in_this_framework(framework, mirror, tmp_pa
         assert 0 <= bn[stats]['acc'] <= 1 and bn[stats]['loss'] > 0
 
 
+def test_quick_memory_phases_run_in_this_framework(framework, mirror, tmp_path):
+    phases = run_quick('memory', framework, tmp_path / 'memory.json')
+    assert len(phases) == 9 and phases[0]['phase'] == 'python and d2lsupport.core'
+    peaks = [p['peak_rss_mb'] for p in phases]
+    assert peaks == sorted(peaks) and phases[-1]['rss_mb'] > phases[0]['rss_mb']
+    text = bench.memory_table({framework: {'memory': phases}})
+    assert f'| phase | {framework} |' in text and len(text.splitlines()) == 11
+
+
 def test_report_tables_of_the_long_run_and_batch_norm_checks(tmp_path):
     drift = {'epochs': 4, 'epoch_s': [30.0, 20.0, 20.0, 25.0], 'rss_mb': [900, 1000, 1000, 1100],
              'time_spread': 0.111, 'rss_growth': 0.1, 'time_ok': False, 'memory_ok': False}

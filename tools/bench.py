@@ -27,6 +27,11 @@ shaped like a real epoch (a short last batch in both splits, the plot
 rendered at every redraw), reporting each epoch's time and resident memory,
 so that a slowdown or a leak shows in minutes rather than in an hour.
 
+`memory` follows resident memory through the phases of training RegNetX32 in
+one process (framework loaded, data module made, model initialized, first
+training step compiled, more steps, the short last batch, evaluation, a pass
+over all the data), to show where a run's memory goes.
+
 `bn` checks batch normalization's running statistics: after the same training
 steps, it evaluates the network once with the running statistics (as
 validation does) and once with the statistics of each evaluation batch. Where
@@ -168,6 +173,43 @@ def drift(framework, epochs):
             'peak_rss_mb': peak_rss_mb(), 'time_spread': round(time_spread, 3),
             'rss_growth': round(growth, 3),
             'time_ok': time_spread <= DRIFT_TIME, 'memory_ok': growth <= DRIFT_MEMORY}
+
+
+MEMORY_STEPS = 20
+
+
+def memory_phases(framework, steps):
+    """[(phase, resident MiB after it, peak MiB so far)] of one process that
+    trains RegNetX32 step by step."""
+    phases = []
+
+    def note(phase):
+        phases.append((phase, rss_mb(), peak_rss_mb()))
+
+    note('python and d2lsupport.core')
+    d2l = load(framework)
+    note('framework imported')
+    data = d2l.FashionMNIST(batch_size=BATCH, resize=(SIZE, SIZE))
+    note('data module (resized images mapped, not read)')
+    trainer = prepared_trainer(d2l, True, data)
+    note('model initialized, optimizer built')
+    batches = data.train_dataloader()
+    first = next(batches)
+    float(trainer.train_step(first))
+    note('first training step (compiles)')
+    for _ in range(steps):
+        float(trainer.train_step(next(batches)))
+    note(f'{steps} more training steps')
+    float(trainer.train_step(tuple(a[:BATCH - 32] for a in first)))
+    note('a short training batch (a new shape)')
+    val = next(data.val_dataloader())
+    float(trainer.eval_step(val)[1])
+    float(trainer.eval_step(tuple(a[:16] for a in val))[1])
+    note('evaluation, full and short batch')
+    for _ in data.train_dataloader():
+        pass
+    note('one pass over all training batches (data only)')
+    return [{'phase': p, 'rss_mb': r, 'peak_rss_mb': m} for p, r, m in phases]
 
 
 BN_STEPS, BN_VAL_BATCHES = 100, 8
@@ -356,6 +398,18 @@ def drift_table(bench):
     return '\n'.join(lines)
 
 
+def memory_table(bench):
+    """Resident memory (peak so far) in MiB after each phase, one column per framework."""
+    present = [fw for fw in FRAMEWORKS if 'memory' in bench.get(fw, {})]
+    phases = [p['phase'] for p in bench[present[0]]['memory']]
+    lines = ['| phase | ' + ' | '.join(present) + ' |', '|---|' + '---:|' * len(present)]
+    for i, phase in enumerate(phases):
+        cells = [f'{p["rss_mb"]:.0f} ({p["peak_rss_mb"]:.0f})' for p in
+                 (bench[fw]['memory'][i] for fw in present)]
+        lines.append(f'| {phase} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
 def bn_table(bench):
     """The batch-normalization check as a markdown table."""
     lines = ['| framework | steps | val loss, running stats | val acc, running stats '
@@ -379,6 +433,8 @@ def table(bench):
         tables.append(drift_table(bench))
     if any('bn' in bench.get(fw, {}) for fw in FRAMEWORKS):
         tables.append(bn_table(bench))
+    if any('memory' in bench.get(fw, {}) for fw in FRAMEWORKS):
+        tables.append(memory_table(bench))
     return '\n\n'.join(tables)
 
 
@@ -425,6 +481,11 @@ def main(argv=None):
     d.add_argument('--out', required=True)
     d.add_argument('--epochs', type=int, default=DRIFT_EPOCHS)
     d.add_argument('--quick', action='store_true')
+    y = commands.add_parser('memory', help='resident memory through the phases of training')
+    y.add_argument('--framework', required=True, choices=FRAMEWORKS)
+    y.add_argument('--out', required=True)
+    y.add_argument('--steps', type=int, default=MEMORY_STEPS)
+    y.add_argument('--quick', action='store_true')
     n = commands.add_parser('bn', help='running against per-batch BN statistics')
     n.add_argument('--framework', required=True, choices=FRAMEWORKS)
     n.add_argument('--out', required=True)
@@ -441,7 +502,7 @@ def main(argv=None):
         global SIZE
         TRAIN_BATCHES, VAL_BATCHES, DATA_BATCHES, args.reps, SIZE = 2, 1, 2, 1, 32
         DRIFT_TRAIN, DRIFT_VAL, BN_VAL_BATCHES = BATCH + 8, 8, 1
-        if args.command == 'bn':
+        if args.command in ('bn', 'memory'):
             args.steps = 1
         if args.command == 'drift':
             args.epochs = min(args.epochs, 4)
@@ -452,6 +513,8 @@ def main(argv=None):
         bench = merge(args.paths)
     elif args.command == 'bn':
         bench = {args.framework: {'bn': bn_check(args.framework, args.steps)}}
+    elif args.command == 'memory':
+        bench = {args.framework: {'memory': memory_phases(args.framework, args.steps)}}
     elif args.command == 'drift':
         bench = {args.framework: {'drift': drift(args.framework, args.epochs)}}
     elif args.command == 'book':
