@@ -439,3 +439,20 @@ CLAIMS += [Claim(text, source, value, doc='README') for text, source, value in [
      lambda: [f(record('pytorch')['wall_time_s'] / 60), f(record('pytorch')['examples_per_sec']),
               f(record('pytorch')['train_loss'], 3), f(record('pytorch')['val_acc'], 3)]),
 ]]
+
+# Training: the incomplete records.
+def accuracy_at(framework, epoch):
+    return record(framework)['history'][epoch - 1]['val_acc']
+
+
+def jax_epochs():
+    return record('jax')['epochs_done']
+
+
+CLAIMS += [
+    Claim('The JAX record holds JAXN of the 10 epochs', 'results/regnetx32.jax.json',
+          value=lambda: [f(jax_epochs()), f(record('jax')['epochs_planned'])],
+          holds=lambda: not record('jax')['complete']),
+    Claim('`make run FRAMEWORK=jax TIME_LIMIT=58` stopped it', 'definition: the command that ran it',
+          holds=lambda: (ROOT / 'results' / 'regnetx32.jax.ckpt.npz').exists()),
+]

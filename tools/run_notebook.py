@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 
 import nbformat
+from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
@@ -93,7 +94,11 @@ def main(argv=None):
         stop = threading.Event()
         follower = threading.Thread(target=follow, args=(progress, stop), daemon=True)
         follower.start()
-        client = EchoingClient(nb, args.framework, timeout=None, kernel_name=args.kernel,
+        # a local kernel over Unix sockets, not TCP (which warns about encryption)
+        kernel = KernelManager(kernel_name=args.kernel, transport='ipc',
+                               ip=str(Path(tmp, 'kernel')))
+        client = EchoingClient(nb, args.framework, km=kernel, timeout=None,
+                               kernel_name=args.kernel,
                                resources={'metadata': {'path': str(args.source.parent)}})
         try:
             client.execute()
