@@ -112,9 +112,10 @@ def small_budget_cell(source):
 def test_cells_that_trained_in_the_small_budget_show_the_recorded_run(tmp_path):
     full = nbformat.v4.new_code_cell('%%tab jax\ntrainer.fit(model, data)')
     full.outputs = [nbformat.v4.new_output('stream', name='stdout', text='val acc 0.901\n')]
-    other = nbformat.v4.new_code_cell('print(2)')
+    skipped = nbformat.v4.new_code_cell('%%tab mxnet\ntrainer.fit(model, data)')  # same code,
+    other = nbformat.v4.new_code_cell('print(2)')                                 # no output
     other.outputs = [nbformat.v4.new_output('stream', name='stdout', text='2\n')]
-    write_run(tmp_path, 'jax', [full, other], {
+    write_run(tmp_path, 'jax', [full, skipped, other], {
         'commit': 'abcdef1234567890', 'complete': True, 'epochs_done': 10,
         'epochs_planned': 10, 'date': '2026-12-01 12:00:00'})
     untouched = nbformat.v4.new_code_cell('print(1)')   # an edited cell, no banner

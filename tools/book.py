@@ -59,6 +59,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from d2lsupport.core import FRAMEWORKS, Budget  # noqa: E402  (framework-free, stdlib only)
+from d2lsupport.notebook import cell_tabs  # noqa: E402
 
 CHAPTER = 'chapter_cnn_design/cnn-design.md'
 SOURCES = ['index.md', CHAPTER, 'chapter_references/references.md', 'references.bib']
@@ -295,7 +296,9 @@ def recorded_run(framework, root=ROOT):
     if not path.exists():
         return None
     nb = nbformat.read(path, as_version=4)
-    outputs = {_code(c): c.outputs for c in nb.cells if c.cell_type == 'code'}
+    # cells of the other tabs ran nothing in this framework's run, and may share the code
+    outputs = {_code(c): c.outputs for c in nb.cells if c.cell_type == 'code' and
+               {'all', framework} & set(cell_tabs(c.source))}
     record_path = root / RUN_RECORD.format(framework)
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
     sha, plus, dirty = (record.get('commit') or 'unknown').partition('+')
