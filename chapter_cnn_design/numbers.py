@@ -25,17 +25,22 @@ PAPER = 'paper (Radosavovic et al., 2020)'
 
 # ------------------------------------------------------------------ sources
 
+@lru_cache
 def record(framework, model='regnetx32'):
     """The training record of a framework's run of the chapter (make run)."""
     return json.loads((ROOT / 'results' / f'{model}.{framework}.json').read_text())
 
 
+@lru_cache
+def recorded_notebook(framework):
+    import nbformat
+    return nbformat.read(ROOT / 'tests' / 'notebooks' / f'cnn-design.{framework}.ipynb', 4)
+
+
 def recorded_output(framework, code):
     """The text printed by the chapter's cell containing `code`, as recorded for
     nbval in tests/notebooks/ (cells marked .check-output are compared there)."""
-    import nbformat
-    nb = nbformat.read(ROOT / 'tests' / 'notebooks' / f'cnn-design.{framework}.ipynb', 4)
-    for cell in nb.cells:
+    for cell in recorded_notebook(framework).cells:
         tabs = cell_tabs(cell.source)
         if cell.cell_type == 'code' and code in cell.source and (
                 framework in tabs or 'all' in tabs):
