@@ -23,7 +23,7 @@ name_jax := JAX
 env_python = $(ENVS_DIR)/$(1)/bin/python
 stamp = $(ENVS_DIR)/$(1)/.installed
 
-.PHONY: setup run test data ipynb record lock lab kernels study bench drift bn-check memory clean-envs
+.PHONY: setup run test data ipynb library record lock lab kernels study bench drift bn-check memory clean-envs
 # (test-<framework> is not .PHONY: make skips pattern rules for phony targets.)
 
 setup: $(foreach fw,$(FRAMEWORKS),$(call stamp,$(fw)))
@@ -63,6 +63,11 @@ test-%: $(call stamp,%) data
 # Regenerate the reader's notebook from the markdown source.
 ipynb: $(call stamp,$(FRAMEWORK))
 	$(call env_python,$(FRAMEWORK)) -m d2lsupport.notebook $(CHAPTER).md $(CHAPTER).ipynb
+
+# Regenerate the library's copy of the chapter's network: the cells marked #@save go
+# into d2lsupport/chapter/<framework module>.py (a test fails when they differ).
+library: $(call stamp,$(FRAMEWORK))
+	$(call env_python,$(FRAMEWORK)) -m d2lsupport.library $(CHAPTER).md
 
 # Re-record the per-framework outputs nbval compares against (small budget).
 record: setup data ipynb

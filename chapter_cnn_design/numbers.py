@@ -129,10 +129,6 @@ def stages_start_above_and_end_below():
     return True
 
 
-def regnetx32_config():
-    return {'stem_width': 32, 'stages': [(4, 32, 16, 1), (6, 80, 16, 1)]}
-
-
 # ------------------------------------------------------------------ claims
 
 CLAIMS = []
@@ -152,7 +148,7 @@ CLAIMS += [
     Claim('$b_i \\geq 1$', 'definition: a bottleneck ratio'),
     Claim('the multiplier $1 / b_i$', 'definition: bot_mul in the code'),
     Claim('With $b_i = 1$, as in all the\nnetworks we train, `bot_mul` is 1 too', 'definition',
-          holds=lambda: all(s[3] == 1 for s in regnetx32_config()['stages'])),
+          holds=lambda: all(s[3] == 1 for s in design.REGNETX32['stages'])),
     Claim('$1 + 4 \\times 4 = 17$ numbers', 'arithmetic', holds=lambda: 1 + 4 * 4 == 17),
     Claim('The paper counts 16, because it fixes the stem at 32\nchannels',
           f'{PAPER}, Sec. 3.2: 16 degrees of freedom, stem of 32 channels'),
@@ -326,8 +322,8 @@ CLAIMS += [
                          f'{same_in_every_framework("RegNetY32"):,}',
                          f(100 * (same_in_every_framework('RegNetY32') /
                                   same_in_every_framework('RegNetX32') - 1))],
-          holds=lambda: design.complexity(regnetx32_config(), image_size=96, se_ratio=0.25)[
-              'flops'] < 1.01 * design.complexity(regnetx32_config(), image_size=96)['flops']),
+          holds=lambda: design.complexity(design.REGNETX32, image_size=96, se_ratio=0.25)[
+              'flops'] < 1.01 * design.complexity(design.REGNETX32, image_size=96)['flops']),
 ]
 
 # Exercises: the values they ask about (nothing to recompute; they are questions).

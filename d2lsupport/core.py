@@ -1,10 +1,20 @@
 """Framework-free helpers shared by the four framework modules."""
+import importlib
 import inspect
 import os
 import platform
 import subprocess
 
 FRAMEWORKS = ('mxnet', 'pytorch', 'tensorflow', 'jax')
+# Each framework's import name, which is also the name of its d2lsupport module.
+MODULES = {'mxnet': 'mxnet', 'pytorch': 'torch', 'tensorflow': 'tensorflow', 'jax': 'jax'}
+
+
+def framework_module(framework):
+    """The d2lsupport module of `framework`, e.g. 'pytorch' -> d2lsupport.torch."""
+    if framework not in MODULES:
+        raise ValueError(f'unknown framework {framework!r}; choose one of {", ".join(FRAMEWORKS)}')
+    return importlib.import_module(f'd2lsupport.{MODULES[framework]}')
 
 
 def add_to_class(Class):

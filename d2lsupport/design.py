@@ -55,6 +55,10 @@ REGNET_DEPTHS = (NUM_STAGES, NUM_STAGES * DEPTHS[1])
 REGNET_W0 = (8, 64)
 REGNET_WA = (4.0, 64.0)
 REGNET_WM = (1.5, 3.0)
+# The chapter's RegNetX32 as a configuration: the network is the chapter's class
+# (`d2l.RegNetX32`, checked against this by the tests); this describes it for the
+# framework-free code (complexity, the prose check, the benchmark's report).
+REGNETX32 = {'stem_width': 32, 'stages': [(4, 32, 16, 1), (6, 80, 16, 1)]}
 
 
 def space_name(space):
@@ -176,6 +180,17 @@ def check_config(config):
         problem = stage_problem(*stage)
         if problem:
             raise ValueError(f'stage {i + 1} {tuple(stage)}: {problem}')
+
+
+def anynet_arguments(config):
+    """The chapter's `AnyNet` arguments for `config`: `stem_channels`, and in
+    `arch` one (depth, num_channels, groups, bot_mul) tuple per stage, where
+    groups is the group width and bot_mul = 1 / b. (The chapter keeps the
+    book's multiplier; the design space, like the paper, uses the ratio b.)"""
+    check_config(config)
+    return {'stem_channels': config['stem_width'],
+            'arch': tuple((depth, width, group_width, 1 / ratio)
+                          for depth, width, group_width, ratio in config['stages'])}
 
 
 def config_from_json(text):

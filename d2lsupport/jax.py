@@ -14,11 +14,12 @@ from flax import serialization
 
 from .core import DataModule, HyperParameters, ProgressBoard, add_to_class, print_layer_table
 from .data import FashionMNISTBase
-from .design import check_config, grouped_bottleneck, se_width
+from .design import anynet_arguments, grouped_bottleneck, se_width
 from .trainer import BaseTrainer
 
 __all__ = ['add_to_class', 'HyperParameters', 'ProgressBoard', 'DataModule', 'Module',
-           'Classifier', 'FashionMNIST', 'Trainer', 'ResNeXtBlock', 'SqueezeExcitation', 'anynet', 'param_count',
+           'Classifier', 'FashionMNIST', 'Trainer', 'ResNeXtBlock', 'SqueezeExcitation', 'AnyNet', 'RegNetX32',
+           'RegNetY32', 'anynet', 'param_count',
            'cpu', 'gpu', 'num_gpus', 'try_gpu']
 
 _xavier = nn.initializers.xavier_uniform()
@@ -206,40 +207,10 @@ class ResNeXtBlock(nn.Module):
         return nn.relu(Y + X)
 
 
-class _AnyNet(Classifier):
-    """AnyNet from a configuration's stem width and stages; see `anynet`."""
-    stem_width: int
-    stages: tuple
-    se_ratio: float = 0.0
-    num_classes: int = 10
-    lr: float = 0.1
-    training: bool = True
-
-    def setup(self):
-        layers = [nn.Sequential([_conv(self.stem_width, 3, strides=2, padding=1),
-                                 _batch_norm(self.training), nn.relu])]
-        for depth, width, group_width, ratio in self.stages:
-            layers.append(nn.Sequential([
-                ResNeXtBlock(width, group_width, 1 / ratio, use_1x1conv=j == 0,
-                             strides=2 if j == 0 else 1, se_ratio=self.se_ratio,
-                             training=self.training)
-                for j in range(depth)]))
-        layers.append(nn.Sequential([lambda X: X.mean(axis=(1, 2)),
-                                     nn.Dense(self.num_classes, kernel_init=_xavier)]))
-        self.net = nn.Sequential(layers)
-
-
 def anynet(config, num_classes=10, se_ratio=0.0, lr=0.1):
-    """The chapter's AnyNet for a configuration of `d2lsupport.design`.
-
-    Stem (3x3 convolution with stride 2, batch norm, ReLU), one stage of
-    ResNeXt blocks per (depth, width, group width, bottleneck ratio) whose
-    first block halves the resolution, and a head (average pooling, dense
-    layer); a Classifier with learning rate `lr`.
-    """
-    check_config(config)
-    return _AnyNet(config['stem_width'], tuple(tuple(s) for s in config['stages']),
-                   se_ratio, num_classes, lr)
+    """The chapter's `AnyNet` for a configuration of `d2lsupport.design`."""
+    return AnyNet(**anynet_arguments(config), lr=lr, num_classes=num_classes,
+                  se_ratio=se_ratio)
 
 
 def _eval_model(model):
@@ -319,3 +290,8 @@ class Trainer(BaseTrainer):
     def eval_step(self, batch):
         X, y = jax.device_put(batch, self.device)
         return self._eval(self.params, self.batch_stats, X, y)
+
+
+# The chapter's network, generated from its #@save cells. It is imported last
+# because the chapter's cells build it from the names defined above.
+from .chapter.jax import AnyNet, RegNetX32, RegNetY32  # noqa: E402

@@ -23,13 +23,14 @@ from mxnet import autograd, gluon, init, np, npx  # noqa: E402
 from mxnet.gluon import nn  # noqa: E402
 
 from .data import FashionMNISTBase  # noqa: E402
-from .design import check_config, grouped_bottleneck, se_width  # noqa: E402
+from .design import anynet_arguments, grouped_bottleneck, se_width  # noqa: E402
 from .trainer import BaseTrainer  # noqa: E402
 
 npx.set_np()
 
 __all__ = ['add_to_class', 'HyperParameters', 'ProgressBoard', 'DataModule', 'Module',
-           'Classifier', 'FashionMNIST', 'Trainer', 'ResNeXtBlock', 'SqueezeExcitation', 'anynet', 'param_count',
+           'Classifier', 'FashionMNIST', 'Trainer', 'ResNeXtBlock', 'SqueezeExcitation', 'AnyNet', 'RegNetX32',
+           'RegNetY32', 'anynet', 'param_count',
            'cpu', 'gpu', 'num_gpus', 'try_gpu']
 
 
@@ -194,32 +195,9 @@ class ResNeXtBlock(nn.HybridBlock):
 
 
 def anynet(config, num_classes=10, se_ratio=0.0, lr=0.1):
-    """The chapter's AnyNet for a configuration of `d2lsupport.design`.
-
-    Stem (3x3 convolution with stride 2, batch norm, ReLU), one stage of
-    ResNeXt blocks per (depth, width, group width, bottleneck ratio) whose
-    first block halves the resolution, and a head (average pooling, dense
-    layer); a Classifier with learning rate `lr`, initialized with Xavier.
-    """
-    check_config(config)
-    net = nn.HybridSequential()
-    stem = nn.HybridSequential()
-    stem.add(nn.Conv2D(config['stem_width'], kernel_size=3, padding=1, strides=2),
-             nn.BatchNorm(), nn.Activation('relu'))
-    net.add(stem)
-    for depth, width, group_width, ratio in config['stages']:
-        stage = nn.HybridSequential()
-        for j in range(depth):
-            stage.add(ResNeXtBlock(width, group_width, 1 / ratio, use_1x1conv=j == 0,
-                                   strides=2 if j == 0 else 1, se_ratio=se_ratio))
-        net.add(stage)
-    head = nn.HybridSequential()
-    head.add(nn.GlobalAvgPool2D(), nn.Dense(num_classes))
-    net.add(head)
-    model = Classifier()
-    model.net, model.lr = net, lr
-    model.net.initialize(init.Xavier())
-    return model
+    """The chapter's `AnyNet` for a configuration of `d2lsupport.design`."""
+    return AnyNet(**anynet_arguments(config), lr=lr, num_classes=num_classes,
+                  se_ratio=se_ratio)
 
 
 class Trainer(BaseTrainer):
@@ -277,3 +255,8 @@ class Trainer(BaseTrainer):
         Y_hat = self.model(X)
         return (self.model.loss(Y_hat, y, averaged=False),
                 self.model.accuracy(Y_hat, y, averaged=False))
+
+
+# The chapter's network, generated from its #@save cells. It is imported last
+# because the chapter's cells build it from the names defined above.
+from .chapter.mxnet import AnyNet, RegNetX32, RegNetY32  # noqa: E402

@@ -12,17 +12,15 @@ import os
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
 
-from .core import FRAMEWORKS
+from .core import FRAMEWORKS, MODULES
 
 ENV = 'D2L_FRAMEWORK'
-IMPORT_NAMES = {'mxnet': 'mxnet', 'pytorch': 'torch', 'tensorflow': 'tensorflow',
-                'jax': 'jax'}
 _selected = None
 
 
 def installed():
     """Frameworks importable in this Python environment, in tab order."""
-    return [fw for fw in FRAMEWORKS if importlib.util.find_spec(IMPORT_NAMES[fw])]
+    return [fw for fw in FRAMEWORKS if importlib.util.find_spec(MODULES[fw])]
 
 
 def detect():

@@ -7,11 +7,12 @@ import tensorflow as tf
 
 from .core import DataModule, HyperParameters, ProgressBoard, add_to_class, print_layer_table
 from .data import FashionMNISTBase
-from .design import check_config, grouped_bottleneck, se_width
+from .design import anynet_arguments, grouped_bottleneck, se_width
 from .trainer import BaseTrainer, arrays_to_bytes, bytes_to_arrays
 
 __all__ = ['add_to_class', 'HyperParameters', 'ProgressBoard', 'DataModule', 'Module',
-           'Classifier', 'FashionMNIST', 'Trainer', 'ResNeXtBlock', 'SqueezeExcitation', 'anynet', 'param_count',
+           'Classifier', 'FashionMNIST', 'Trainer', 'ResNeXtBlock', 'SqueezeExcitation', 'AnyNet', 'RegNetX32',
+           'RegNetY32', 'anynet', 'param_count',
            'cpu', 'gpu', 'num_gpus', 'try_gpu']
 
 
@@ -189,28 +190,9 @@ class ResNeXtBlock(tf.keras.layers.Layer):
 
 
 def anynet(config, num_classes=10, se_ratio=0.0, lr=0.1):
-    """The chapter's AnyNet for a configuration of `d2lsupport.design`.
-
-    Stem (3x3 convolution with stride 2, batch norm, ReLU), one stage of
-    ResNeXt blocks per (depth, width, group width, bottleneck ratio) whose
-    first block halves the resolution, and a head (average pooling, dense
-    layer); a Classifier with learning rate `lr`.
-    """
-    check_config(config)
-    layers = [tf.keras.models.Sequential([
-        tf.keras.layers.ZeroPadding2D(padding=1),
-        tf.keras.layers.Conv2D(config['stem_width'], kernel_size=3, strides=2),
-        FusedBatchNorm(), tf.keras.layers.Activation('relu')])]
-    for depth, width, group_width, ratio in config['stages']:
-        layers.append(tf.keras.models.Sequential([
-            ResNeXtBlock(width, group_width, 1 / ratio, use_1x1conv=j == 0,
-                         strides=2 if j == 0 else 1, se_ratio=se_ratio)
-            for j in range(depth)]))
-    layers.append(tf.keras.models.Sequential([
-        tf.keras.layers.GlobalAvgPool2D(), tf.keras.layers.Dense(num_classes)]))
-    model = Classifier()
-    model.net, model.lr = tf.keras.models.Sequential(layers), lr
-    return model
+    """The chapter's `AnyNet` for a configuration of `d2lsupport.design`."""
+    return AnyNet(**anynet_arguments(config), lr=lr, num_classes=num_classes,
+                  se_ratio=se_ratio)
 
 
 class Trainer(BaseTrainer):
@@ -272,3 +254,8 @@ class Trainer(BaseTrainer):
     def eval_step(self, batch):
         with tf.device(self.device_label):
             return self._eval(*batch)
+
+
+# The chapter's network, generated from its #@save cells. It is imported last
+# because the chapter's cells build it from the names defined above.
+from .chapter.tensorflow import AnyNet, RegNetX32, RegNetY32  # noqa: E402

@@ -13,11 +13,12 @@ from torch.nn import functional as F
 
 from .core import DataModule, HyperParameters, ProgressBoard, add_to_class, print_layer_table
 from .data import FashionMNISTBase
-from .design import check_config, grouped_bottleneck, se_width
+from .design import anynet_arguments, grouped_bottleneck, se_width
 from .trainer import BaseTrainer
 
 __all__ = ['add_to_class', 'HyperParameters', 'ProgressBoard', 'DataModule', 'Module',
-           'Classifier', 'FashionMNIST', 'Trainer', 'ResNeXtBlock', 'SqueezeExcitation', 'anynet', 'fit_briefly',
+           'Classifier', 'FashionMNIST', 'Trainer', 'ResNeXtBlock', 'SqueezeExcitation', 'AnyNet', 'RegNetX32',
+           'RegNetY32', 'anynet', 'fit_briefly',
            'init_cnn', 'param_count', 'cpu', 'gpu', 'num_gpus', 'try_gpu']
 
 
@@ -197,29 +198,9 @@ class ResNeXtBlock(nn.Module):
 
 
 def anynet(config, num_classes=10, se_ratio=0.0, lr=0.1):
-    """The chapter's AnyNet for a configuration of `d2lsupport.design`.
-
-    Stem (3x3 convolution with stride 2, batch norm, ReLU), one stage of
-    ResNeXt blocks per (depth, width, group width, bottleneck ratio) whose
-    first block halves the resolution, and a head (average pooling, dense
-    layer); a Classifier with learning rate `lr`.
-    """
-    check_config(config)
-    net = nn.Sequential()
-    net.add_module('stem', nn.Sequential(
-        nn.LazyConv2d(config['stem_width'], kernel_size=3, stride=2, padding=1),
-        nn.LazyBatchNorm2d(), nn.ReLU()))
-    for i, (depth, width, group_width, ratio) in enumerate(config['stages']):
-        net.add_module(f'stage{i + 1}', nn.Sequential(*(
-            ResNeXtBlock(width, group_width, 1 / ratio, use_1x1conv=j == 0,
-                         strides=2 if j == 0 else 1, se_ratio=se_ratio)
-            for j in range(depth))))
-    net.add_module('head', nn.Sequential(
-        nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.LazyLinear(num_classes)))
-    model = Classifier()
-    model.net, model.lr = net, lr
-    model.net.apply(init_cnn)
-    return model
+    """The chapter's `AnyNet` for a configuration of `d2lsupport.design`."""
+    return AnyNet(**anynet_arguments(config), lr=lr, num_classes=num_classes,
+                  se_ratio=se_ratio)
 
 
 def _image_batch(images, idx):
@@ -342,3 +323,8 @@ class Trainer(BaseTrainer):
             Y_hat = self.model(X)
             return (self.model.loss(Y_hat, y, averaged=False),
                     self.model.accuracy(Y_hat, y, averaged=False))
+
+
+# The chapter's network, generated from its #@save cells. It is imported last
+# because the chapter's cells build it from the names defined above.
+from .chapter.torch import AnyNet, RegNetX32, RegNetY32  # noqa: E402

@@ -1,15 +1,14 @@
 """Shared fixtures: the framework of this environment and the chapter's code."""
-import importlib
 import os
 from pathlib import Path
 
 import pytest
 
 from d2lsupport import tab
+from d2lsupport.core import framework_module
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTER_MD = ROOT / 'chapter_cnn_design' / 'cnn-design.md'
-MODULES = {'mxnet': 'mxnet', 'pytorch': 'torch', 'tensorflow': 'tensorflow', 'jax': 'jax'}
 
 
 def current_framework():
@@ -30,7 +29,7 @@ def framework():
 
 @pytest.fixture(scope='session')
 def d2l(framework):
-    return importlib.import_module(f'd2lsupport.{MODULES[framework]}')
+    return framework_module(framework)
 
 
 @pytest.fixture(scope='session')

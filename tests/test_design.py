@@ -15,7 +15,7 @@ from d2lsupport.design import (
     regnet_widths, sample_config)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-REGNETX32 = {'stem_width': 32, 'stages': [(4, 32, 16, 1), (6, 80, 16, 1)]}
+REGNETX32 = design.REGNETX32
 TINY = {'stem_width': 8, 'stages': [(1, 16, 4, 2)]}
 
 # ---------------------------------------------------------------- width rule

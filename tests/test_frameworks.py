@@ -5,11 +5,10 @@ import numpy as np
 import pytest
 
 from d2lsupport import design
-from d2lsupport.notebook import tab_code
-
-from conftest import CHAPTER_MD
 
 CHANNELS_FIRST = {'mxnet', 'pytorch'}
+REGNETX32_PARAMS = 179_290   # as the chapter's recorded layer summary prints it
+REGNETY32_PARAMS = 199_366
 REGNETX32_ROWS = [(32, 48, 384), (32, 24, 28_896), (80, 12, 149_200)]
 
 
@@ -19,54 +18,40 @@ def image_shape(framework, batch, size, channels=1):
     return (batch, size, size, channels)
 
 
-@pytest.fixture(scope='module')
-def chapter(framework):
-    """The namespace left by the chapter's cells of this tab before RegNetX32 is
-    trained, without the cell of the live design-space study (it trains too)."""
-    namespace = {}
-    for source in tab_code(CHAPTER_MD, framework, stop_at='model = RegNetX32('):
-        if 'd2l.Trainer(' not in source:
-            exec(compile(source, str(CHAPTER_MD), 'exec'), namespace)
-    return namespace
-
-
-def make_model(chapter, framework, *args, **kwargs):
-    cls = chapter[args[0]] if isinstance(args[0], str) else args[0]
+def make_model(cls, framework, *args, **kwargs):
+    """An instance of one of the chapter's classes (Flax's with its running statistics)."""
     if framework == 'jax':
-        return cls(*args[1:], training=False, **kwargs)
-    return cls(*args[1:], **kwargs)
+        return cls(*args, training=False, **kwargs)
+    return cls(*args, **kwargs)
 
 
-def test_regnetx32_has_the_same_parameters_in_every_framework(chapter, d2l, framework):
-    model = make_model(chapter, framework, 'RegNetX32')
-    assert d2l.param_count(model, image_shape(framework, 1, 96)) == 179_290
+def test_regnetx32_has_the_same_parameters_in_every_framework(d2l, framework):
+    model = make_model(d2l.RegNetX32, framework)
+    assert d2l.param_count(model, image_shape(framework, 1, 96)) == REGNETX32_PARAMS
+    assert REGNETX32_PARAMS == design.complexity(design.REGNETX32)['params']
 
 
-def test_layer_summary_halves_resolution_and_widens_channels(chapter, framework, capsys):
-    make_model(chapter, framework, 'RegNetX32').layer_summary(image_shape(framework, 1, 96))
+def test_regnetx32_is_the_design_space_configuration(d2l, framework):
+    model = make_model(d2l.RegNetX32, framework)
+    arguments = design.anynet_arguments(design.REGNETX32)
+    assert (tuple(model.arch), model.stem_channels) == \
+        (arguments['arch'], arguments['stem_channels'])
+
+
+def test_layer_summary_halves_resolution_and_widens_channels(d2l, framework, capsys):
+    make_model(d2l.RegNetX32, framework).layer_summary(image_shape(framework, 1, 96))
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 5
     for line, (channels, size, params) in zip(lines, REGNETX32_ROWS):
         assert str(image_shape(framework, 1, size, channels)) in line
         assert line.rstrip().endswith(f'{params:,}')
     assert '(1, 10)' in lines[3] and lines[3].rstrip().endswith('810')
-    assert lines[4] == 'total parameters: 179,290'
+    assert lines[4] == f'total parameters: {REGNETX32_PARAMS:,}'
 
 
-@pytest.mark.parametrize('space', ['A', 'C', 'E'])
-def test_anynet_parameters_match_the_complexity_formula(chapter, d2l, framework, space):
-    rng = np.random.default_rng(7)
-    for _ in range(2):
-        config = design.sample_config(space, rng)
-        arch = tuple((d, w, g, 1 / b) for d, w, g, b in config['stages'])
-        model = make_model(chapter, framework, 'AnyNet', arch, config['stem_width'])
-        expected = design.complexity(config, image_size=28)['params']
-        assert d2l.param_count(model, image_shape(framework, 2, 28)) == expected, config
-
-
-@pytest.mark.parametrize('space', ['A', 'E', 'RegNetX'])
+@pytest.mark.parametrize('space', ['A', 'C', 'E', 'RegNetX'])
 @pytest.mark.parametrize('se_ratio', [0.0, 0.25])
-def test_library_anynet_matches_the_complexity_formula(d2l, framework, space, se_ratio):
+def test_anynet_matches_the_complexity_formula(d2l, framework, space, se_ratio):
     rng = np.random.default_rng(11)
     for _ in range(2):
         config = design.sample_config(space, rng)
@@ -78,30 +63,19 @@ def test_library_anynet_matches_the_complexity_formula(d2l, framework, space, se
 def test_regnety_squeezes_a_quarter_of_each_block_input(d2l, framework):
     # RegNetX32 with SE: the first block of each stage squeezes its input
     # width (32, then 32) and the others their own width (32, then 80).
-    config = {'stem_width': 32, 'stages': [(4, 32, 16, 1), (6, 80, 16, 1)]}
+    config = design.REGNETX32
     se_params = 4 * (32 * 8 + 8 + 8 * 32 + 32) + (80 * 8 + 8 + 8 * 80 + 80) \
         + 5 * (80 * 20 + 20 + 20 * 80 + 80)
     assert design.complexity(config, image_size=96, se_ratio=0.25)['params'] \
-        == 179_290 + se_params == 199_366
-    model = d2l.anynet(config, se_ratio=0.25)
-    assert d2l.param_count(model, image_shape(framework, 1, 96)) == 199_366
+        == REGNETX32_PARAMS + se_params == REGNETY32_PARAMS
+    model = make_model(d2l.RegNetY32, framework)
+    assert d2l.param_count(model, image_shape(framework, 1, 96)) == REGNETY32_PARAMS
 
 
 def test_too_small_se_ratio_is_an_error(d2l, framework):
     model = d2l.anynet({'stem_width': 8, 'stages': [(1, 8, 8, 1)]}, se_ratio=0.01)
     with pytest.raises(ValueError, match='no squeeze channel'):
         d2l.param_count(model, image_shape(framework, 1, 28))
-
-
-def test_library_anynet_has_the_layers_of_the_chapters(chapter, d2l, framework, capsys):
-    config = {'stem_width': 16, 'stages': [(1, 16, 8, 2), (2, 32, 8, 2)]}
-    arch = tuple((d, w, g, 1 / b) for d, w, g, b in config['stages'])
-    shape = image_shape(framework, 2, 28)
-    make_model(chapter, framework, 'AnyNet', arch, 16).layer_summary(shape)
-    from_chapter = capsys.readouterr().out
-    model = d2l.anynet(config)
-    (model.clone(training=False) if framework == 'jax' else model).layer_summary(shape)
-    assert capsys.readouterr().out == from_chapter
 
 
 def test_fashion_mnist_batches_have_the_framework_layout(d2l, framework, mirror):
@@ -114,10 +88,9 @@ def test_fashion_mnist_batches_have_the_framework_layout(d2l, framework, mirror)
     assert data.num_batches(train=False) == math.ceil(10_000 / 32)
 
 
-def test_trainer_small_budget_trains_and_reports(chapter, d2l, framework, mirror,
-                                                 monkeypatch, capsys):
+def test_trainer_small_budget_trains_and_reports(d2l, framework, mirror, monkeypatch, capsys):
     monkeypatch.setenv('D2L_SMALL_BUDGET', '1')
-    model = chapter['AnyNet'](((1, 16, 8, 1),), 8, lr=0.05)
+    model = d2l.AnyNet(((1, 16, 8, 1),), 8, lr=0.05)
     trainer = d2l.Trainer(max_epochs=10, num_gpus=1)
     trainer.fit(model, d2l.FashionMNIST(batch_size=64, resize=(28, 28)))
     out = capsys.readouterr().out
@@ -161,27 +134,27 @@ def seed_framework(framework):
     # JAX: the Trainer initializes from PRNGKey(0) every time
 
 
-def tiny_fit(chapter, d2l, framework, epochs=2):
+def tiny_fit(d2l, framework, epochs=2):
     seed_framework(framework)
-    model = chapter['AnyNet'](((1, 16, 8, 1),), 8, lr=0.05)
+    model = d2l.AnyNet(((1, 16, 8, 1),), 8, lr=0.05)
     trainer = d2l.Trainer(max_epochs=epochs)
     trainer.fit(model, d2l.FashionMNIST(batch_size=64, resize=(28, 28), num_train=320,
                                         num_val=128))
     return trainer
 
 
-def test_a_stopped_run_resumes_where_it_stopped(chapter, d2l, framework, mirror, monkeypatch,
+def test_a_stopped_run_resumes_where_it_stopped(d2l, framework, mirror, monkeypatch,
                                                  tmp_path, capsys):
     monkeypatch.delenv('D2L_SMALL_BUDGET', raising=False)
     monkeypatch.setenv('D2L_RESULTS_DIR', str(tmp_path / 'whole'))
     (tmp_path / 'whole').mkdir()
-    whole = tiny_fit(chapter, d2l, framework)
+    whole = tiny_fit(d2l, framework)
     monkeypatch.setenv('D2L_RESULTS_DIR', str(tmp_path))
     monkeypatch.setenv('D2L_TIME_LIMIT', '0')
-    assert len(tiny_fit(chapter, d2l, framework).history) == 1      # stopped after epoch 1
+    assert len(tiny_fit(d2l, framework).history) == 1      # stopped after epoch 1
     assert (tmp_path / 'anynet.{}.ckpt.npz'.format(framework)).exists()
     monkeypatch.delenv('D2L_TIME_LIMIT')
-    resumed = tiny_fit(chapter, d2l, framework)                       # a fresh model
+    resumed = tiny_fit(d2l, framework)                       # a fresh model
     assert 'resuming after epoch 1 of 2' in capsys.readouterr().out
     # the same weights, optimizer state and data order as the run that never stopped
     assert resumed.val_loss == pytest.approx(whole.val_loss, rel=1e-3)
@@ -190,9 +163,9 @@ def test_a_stopped_run_resumes_where_it_stopped(chapter, d2l, framework, mirror,
 
 
 @pytest.mark.parametrize('fast', [True, False], ids=['fast', 'eager'])
-def test_training_steps_reduce_the_loss(chapter, d2l, framework, mirror, monkeypatch, fast):
+def test_training_steps_reduce_the_loss(d2l, framework, mirror, monkeypatch, fast):
     monkeypatch.delenv('D2L_SMALL_BUDGET', raising=False)
-    model = chapter['AnyNet'](((1, 16, 8, 1), (1, 32, 8, 1)), 16, lr=0.1)
+    model = d2l.AnyNet(((1, 16, 8, 1), (1, 32, 8, 1)), 16, lr=0.1)
     data = d2l.FashionMNIST(batch_size=64, resize=(28, 28))
     trainer = d2l.Trainer(max_epochs=1, fast=fast)
     trainer.model, trainer.data = model, data
@@ -202,9 +175,9 @@ def test_training_steps_reduce_the_loss(chapter, d2l, framework, mirror, monkeyp
     assert np.mean(losses[-10:]) < 0.75 * np.mean(losses[:3]), losses
 
 
-def test_parameters_change_only_by_training(chapter, d2l, framework):
+def test_parameters_change_only_by_training(d2l, framework):
     """A forward pass must not reset or move the weights (e.g. a stray init hook)."""
-    model = make_model(chapter, framework, 'AnyNet', ((1, 16, 8, 1),), 8)
+    model = make_model(d2l.AnyNet, framework, ((1, 16, 8, 1),), 8)
     if framework == 'jax':
         pytest.skip('Flax parameters live outside the model')
     shape = image_shape(framework, 2, 28)
@@ -257,29 +230,3 @@ def test_resnext_block_rejects_widths_that_do_not_split_into_groups(
     with pytest.raises(ValueError, match='do not split into groups'):
         block = d2l.ResNeXtBlock(num_channels, groups, bot_mul, True, 2)
         block_output_shape(framework, block, image_shape(framework, 2, 8, 8))
-
-
-@pytest.fixture(scope='module')
-def regnety32(chapter, framework):
-    """The chapter's RegNetY32 class (its cell comes after the training cells)."""
-    for source in tab_code(CHAPTER_MD, framework):
-        if source.startswith('class RegNetY32'):
-            exec(compile(source, str(CHAPTER_MD), 'exec'), chapter)
-    return chapter['RegNetY32']
-
-
-def test_regnety32_adds_squeeze_and_excitation(regnety32, chapter, d2l, framework):
-    model = make_model(chapter, framework, regnety32)
-    assert d2l.param_count(model, image_shape(framework, 1, 96)) == 199_366
-
-
-@pytest.mark.parametrize('space', ['C', 'RegNetX'])
-def test_anynet_with_se_matches_the_complexity_formula(chapter, d2l, framework, space):
-    rng = np.random.default_rng(5)
-    for _ in range(2):
-        config = design.sample_config(space, rng)
-        arch = tuple((d, w, g, 1 / b) for d, w, g, b in config['stages'])
-        model = make_model(chapter, framework, 'AnyNet', arch, config['stem_width'],
-                           se_ratio=0.25)
-        expected = design.complexity(config, image_size=28, se_ratio=0.25)['params']
-        assert d2l.param_count(model, image_shape(framework, 2, 28)) == expected, config

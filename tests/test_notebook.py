@@ -4,7 +4,7 @@ import itertools
 import nbformat
 import pytest
 
-from d2lsupport import notebook
+from d2lsupport import library, notebook
 from d2lsupport.core import FRAMEWORKS
 
 from conftest import CHAPTER_MD, ROOT
@@ -64,3 +64,39 @@ def test_tab_code_strips_the_tab_line():
     sources = notebook.tab_code(CHAPTER_MD, 'pytorch', stop_at='class RegNetX32')
     assert sources and not any(s.startswith('%%tab') for s in sources)
     assert any('class AnyNet' in s for s in sources)
+
+
+def test_generated_library_matches_the_chapter():
+    for name, text in library.modules(CHAPTER_MD).items():
+        assert (library.PACKAGE / name).read_text() == text, \
+            f'd2lsupport/chapter/{name} is out of date: run `make library`'
+
+
+def test_saved_cells_go_to_the_frameworks_of_their_tab():
+    text = ('```{.python .input}\n%%tab pytorch, jax\n#@save\nA = 1\n```\n'
+            '```{.python .input}\n%%tab jax\nB = 2  # not saved\n```\n'
+            '```{.python .input}\n%%tab all\n#@save\nC = 3\n```\n'
+            '```{.python .input}\n%%tab jax\nx = 1\n#@save\n```\n')
+    assert library.saved_cells(text, 'jax') == ['A = 1', 'C = 3']
+    assert library.saved_cells(text, 'mxnet') == ['C = 3']
+    source = library.module_source(text, 'pytorch')
+    assert 'A = 1\n\n\nC = 3\n' in source and 'Generated from' in source
+    with pytest.raises(ValueError, match='no cell marked #@save for mxnet'):
+        library.module_source(text.replace('%%tab all', '%%tab jax'), 'mxnet')
+
+
+def test_library_check_names_the_stale_module_and_the_fix(tmp_path, capsys):
+    assert library.main([str(CHAPTER_MD), str(tmp_path)]) == 0
+    assert library.main([str(CHAPTER_MD), str(tmp_path), '--check']) == 0
+    (tmp_path / 'jax.py').write_text('# edited by hand\n')
+    assert library.main([str(CHAPTER_MD), str(tmp_path), '--check']) == 1
+    err = capsys.readouterr().err
+    assert 'jax.py out of date' in err and 'run `make library`' in err
+
+
+def test_notebook_check_fails_on_a_stale_notebook(tmp_path, capsys):
+    dest = tmp_path / 'chapter.ipynb'
+    assert notebook.main([str(CHAPTER_MD), str(dest), '--check']) == 1
+    assert 'run `make ipynb`' in capsys.readouterr().err
+    assert notebook.main([str(CHAPTER_MD), str(dest)]) == 0
+    assert notebook.main([str(CHAPTER_MD), str(dest), '--check']) == 0

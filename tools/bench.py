@@ -49,10 +49,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from d2lsupport.core import FRAMEWORKS, machine_info  # noqa: E402
+from d2lsupport.core import FRAMEWORKS, framework_module, machine_info  # noqa: E402
 from d2lsupport.trainer import peak_rss_mb, rss_mb  # noqa: E402
 
-REGNETX32 = {'stem_width': 32, 'stages': [(4, 32, 16, 1), (6, 80, 16, 1)]}
 BATCH, SIZE, LR = 128, 96, 0.05
 TRAIN_BATCHES, VAL_BATCHES = 24, 4   # per epoch of the end-to-end runs (6:1 images)
 DATA_BATCHES = 60
@@ -77,18 +76,11 @@ def median_time(fn, reps, warmup):
     return statistics.median(times)
 
 
-def load(framework):
-    import importlib
-
-    from d2lsupport.tab import IMPORT_NAMES
-    return importlib.import_module(f'd2lsupport.{IMPORT_NAMES[framework]}')
-
-
 def prepared_trainer(d2l, fast, data, tweak=None):
     """A Trainer ready to step on RegNetX32 (lr 0.05); `tweak(trainer)` runs
     before `prepare`."""
     trainer = d2l.Trainer(max_epochs=1, fast=fast)
-    model = d2l.anynet(REGNETX32, lr=LR)
+    model = d2l.RegNetX32(lr=LR)
     trainer.model, trainer.data = model, data
     if tweak:
         tweak(trainer)
@@ -140,7 +132,7 @@ def trainer_rate(d2l, data_cls):
     data = data_cls(batch_size=BATCH, resize=(SIZE, SIZE),
                     num_train=TRAIN_BATCHES * BATCH, num_val=VAL_BATCHES * BATCH)
     trainer = rendering_trainer(d2l, 2)
-    trainer.fit(d2l.anynet(REGNETX32, lr=LR), data)
+    trainer.fit(d2l.RegNetX32(lr=LR), data)
     first, second = (h['time_s'] for h in trainer.history)
     return rate(second - first, (TRAIN_BATCHES + VAL_BATCHES) * BATCH)
 
@@ -155,12 +147,12 @@ def rendering_trainer(d2l, max_epochs):
 def drift(framework, epochs):
     """Per-epoch seconds and resident memory of a long `fit` on a subset, and
     whether they stay within the targets."""
-    d2l = load(framework)
+    d2l = framework_module(framework)
     data = d2l.FashionMNIST(batch_size=BATCH, resize=(SIZE, SIZE), num_train=DRIFT_TRAIN,
                             num_val=DRIFT_VAL)
     before = rss_mb()
     trainer = rendering_trainer(d2l, epochs)
-    trainer.fit(d2l.anynet(REGNETX32, lr=LR), data)
+    trainer.fit(d2l.RegNetX32(lr=LR), data)
     ends = [0.0] + [h['time_s'] for h in trainer.history]
     seconds = [round(b - a, 2) for a, b in zip(ends, ends[1:])]
     rss = [h['rss_mb'] for h in trainer.history]
@@ -187,7 +179,7 @@ def memory_phases(framework, steps):
         phases.append((phase, rss_mb(), peak_rss_mb()))
 
     note('python and d2lsupport.core')
-    d2l = load(framework)
+    d2l = framework_module(framework)
     note('framework imported')
     data = d2l.FashionMNIST(batch_size=BATCH, resize=(SIZE, SIZE))
     note('data module (resized images mapped, not read)')
@@ -250,7 +242,7 @@ def bn_check(framework, steps):
     """Validation loss and accuracy after `steps` training steps of RegNetX32,
     with running and with per-batch statistics."""
     import numpy as np
-    d2l = load(framework)
+    d2l = framework_module(framework)
     data = d2l.FashionMNIST(batch_size=BATCH, resize=(SIZE, SIZE))
     trainer = prepared_trainer(d2l, True, data)
     batches = data.train_dataloader()
@@ -284,7 +276,7 @@ def mixed_rate(train_rate, val_rate):
 
 
 def measure(framework, reps):
-    d2l = load(framework)
+    d2l = framework_module(framework)
     data = d2l.FashionMNIST(batch_size=BATCH, resize=(SIZE, SIZE))
     batch = next(data.train_dataloader())
     eager_reps = 3 if framework == 'jax' else reps   # op-by-op JAX is very slow
@@ -332,7 +324,7 @@ def book_recipe(reps):
     def loader(train):
         return DataLoader(ResizedFashionMNIST(train), BATCH, shuffle=train, num_workers=4)
 
-    model = d2l.anynet(REGNETX32, lr=LR)
+    model = d2l.RegNetX32(lr=LR)
     d2l.param_count(model, (1, 1, SIZE, SIZE))
     optim = torch.optim.SGD(model.parameters(), lr=LR)
 

@@ -19,13 +19,15 @@ from pathlib import Path
 
 import pytest
 
+from d2lsupport.core import FRAMEWORKS
+
 ROOT = Path(__file__).resolve().parents[2]
 HTML = ROOT / '_build' / 'html'
 PAGE = 'chapter_cnn_design/cnn-design.html'
 REFERENCES = 'chapter_references/references.html'
 CHAPTER_MD = ROOT / 'chapter_cnn_design' / 'cnn-design.md'
 SCREENSHOTS = ROOT / '_build' / 'screenshots'
-TABS = ['mxnet', 'pytorch', 'tensorflow', 'jax']
+TABS = list(FRAMEWORKS)
 CHROMIUM = os.environ.get('CHROMIUM', '/usr/bin/chromium')
 CHROMEDRIVER = os.environ.get('CHROMEDRIVER', '/usr/bin/chromedriver')
 CODE = 'div.highlight-python pre'               # a code cell

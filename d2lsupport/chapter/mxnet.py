@@ -1,0 +1,65 @@
+"""The chapter's mxnet code marked #@save, in chapter order.
+
+Generated from chapter_cnn_design/cnn-design.md by `make library`: do not edit
+this file; change the chapter's cells and regenerate it.
+"""
+# flake8: noqa
+
+from d2lsupport import mxnet as d2l
+from mxnet import np, npx, init
+from mxnet.gluon import nn
+
+npx.set_np()
+
+
+class AnyNet(d2l.Classifier):
+    def stem(self, num_channels):
+        net = nn.HybridSequential()
+        net.add(nn.Conv2D(num_channels, kernel_size=3, padding=1, strides=2),
+                nn.BatchNorm(), nn.Activation('relu'))
+        return net
+
+
+@d2l.add_to_class(AnyNet)
+def stage(self, depth, num_channels, groups, bot_mul):
+    net = nn.HybridSequential()
+    net.add(d2l.ResNeXtBlock(num_channels, groups, bot_mul, use_1x1conv=True,
+                             strides=2, se_ratio=self.se_ratio))
+    for _ in range(depth - 1):
+        net.add(d2l.ResNeXtBlock(num_channels, groups, bot_mul,
+                                 se_ratio=self.se_ratio))
+    return net
+
+
+@d2l.add_to_class(AnyNet)
+def __init__(self, arch, stem_channels, lr=0.1, num_classes=10, se_ratio=0.0):
+    super(AnyNet, self).__init__()
+    self.save_hyperparameters()
+    self.net = nn.HybridSequential()
+    self.net.add(self.stem(stem_channels))
+    for s in arch:
+        self.net.add(self.stage(*s))
+    head = nn.HybridSequential()
+    head.add(nn.GlobalAvgPool2D(), nn.Dense(num_classes))
+    self.net.add(head)
+    self.net.initialize(init.Xavier())
+
+
+class RegNetX32(AnyNet):
+    def __init__(self, lr=0.1, num_classes=10):
+        stem_channels, groups, bot_mul = 32, 16, 1
+        depths, channels = (4, 6), (32, 80)
+        super().__init__(
+            ((depths[0], channels[0], groups, bot_mul),
+             (depths[1], channels[1], groups, bot_mul)),
+            stem_channels, lr, num_classes)
+
+
+class RegNetY32(AnyNet):
+    def __init__(self, lr=0.1, num_classes=10):
+        stem_channels, groups, bot_mul = 32, 16, 1
+        depths, channels = (4, 6), (32, 80)
+        super().__init__(
+            ((depths[0], channels[0], groups, bot_mul),
+             (depths[1], channels[1], groups, bot_mul)),
+            stem_channels, lr, num_classes, se_ratio=0.25)

@@ -1,0 +1,60 @@
+"""The chapter's tensorflow code marked #@save, in chapter order.
+
+Generated from chapter_cnn_design/cnn-design.md by `make library`: do not edit
+this file; change the chapter's cells and regenerate it.
+"""
+# flake8: noqa
+
+import tensorflow as tf
+from d2lsupport import tensorflow as d2l
+
+
+class AnyNet(d2l.Classifier):
+    def stem(self, num_channels):
+        return tf.keras.models.Sequential([
+            tf.keras.layers.ZeroPadding2D(padding=1),
+            tf.keras.layers.Conv2D(num_channels, kernel_size=3, strides=2),
+            d2l.FusedBatchNorm(),  # Keras's BatchNormalization, one fused kernel
+            tf.keras.layers.Activation('relu')])
+
+
+@d2l.add_to_class(AnyNet)
+def stage(self, depth, num_channels, groups, bot_mul):
+    blocks = [d2l.ResNeXtBlock(num_channels, groups, bot_mul, use_1x1conv=True,
+                               strides=2, se_ratio=self.se_ratio)]
+    for _ in range(depth - 1):
+        blocks.append(d2l.ResNeXtBlock(num_channels, groups, bot_mul,
+                                       se_ratio=self.se_ratio))
+    return tf.keras.models.Sequential(blocks)
+
+
+@d2l.add_to_class(AnyNet)
+def __init__(self, arch, stem_channels, lr=0.1, num_classes=10, se_ratio=0.0):
+    super(AnyNet, self).__init__()
+    self.save_hyperparameters()
+    self.net = tf.keras.models.Sequential([self.stem(stem_channels)])
+    for s in arch:
+        self.net.add(self.stage(*s))
+    self.net.add(tf.keras.models.Sequential([
+        tf.keras.layers.GlobalAvgPool2D(),
+        tf.keras.layers.Dense(units=num_classes)]))
+
+
+class RegNetX32(AnyNet):
+    def __init__(self, lr=0.1, num_classes=10):
+        stem_channels, groups, bot_mul = 32, 16, 1
+        depths, channels = (4, 6), (32, 80)
+        super().__init__(
+            ((depths[0], channels[0], groups, bot_mul),
+             (depths[1], channels[1], groups, bot_mul)),
+            stem_channels, lr, num_classes)
+
+
+class RegNetY32(AnyNet):
+    def __init__(self, lr=0.1, num_classes=10):
+        stem_channels, groups, bot_mul = 32, 16, 1
+        depths, channels = (4, 6), (32, 80)
+        super().__init__(
+            ((depths[0], channels[0], groups, bot_mul),
+             (depths[1], channels[1], groups, bot_mul)),
+            stem_channels, lr, num_classes, se_ratio=0.25)

@@ -1,0 +1,61 @@
+"""The chapter's pytorch code marked #@save, in chapter order.
+
+Generated from chapter_cnn_design/cnn-design.md by `make library`: do not edit
+this file; change the chapter's cells and regenerate it.
+"""
+# flake8: noqa
+
+from d2lsupport import torch as d2l
+import torch
+from torch import nn
+
+
+class AnyNet(d2l.Classifier):
+    def stem(self, num_channels):
+        return nn.Sequential(
+            nn.LazyConv2d(num_channels, kernel_size=3, stride=2, padding=1),
+            nn.LazyBatchNorm2d(), nn.ReLU())
+
+
+@d2l.add_to_class(AnyNet)
+def stage(self, depth, num_channels, groups, bot_mul):
+    blocks = [d2l.ResNeXtBlock(num_channels, groups, bot_mul, use_1x1conv=True,
+                               strides=2, se_ratio=self.se_ratio)]
+    for _ in range(depth - 1):
+        blocks.append(d2l.ResNeXtBlock(num_channels, groups, bot_mul,
+                                       se_ratio=self.se_ratio))
+    return nn.Sequential(*blocks)
+
+
+@d2l.add_to_class(AnyNet)
+def __init__(self, arch, stem_channels, lr=0.1, num_classes=10, se_ratio=0.0):
+    super(AnyNet, self).__init__()
+    self.save_hyperparameters()
+    self.net = nn.Sequential()
+    self.net.add_module('stem', self.stem(stem_channels))
+    for i, s in enumerate(arch):
+        self.net.add_module(f'stage{i + 1}', self.stage(*s))
+    self.net.add_module('head', nn.Sequential(
+        nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(),
+        nn.LazyLinear(num_classes)))
+    self.net.apply(d2l.init_cnn)
+
+
+class RegNetX32(AnyNet):
+    def __init__(self, lr=0.1, num_classes=10):
+        stem_channels, groups, bot_mul = 32, 16, 1
+        depths, channels = (4, 6), (32, 80)
+        super().__init__(
+            ((depths[0], channels[0], groups, bot_mul),
+             (depths[1], channels[1], groups, bot_mul)),
+            stem_channels, lr, num_classes)
+
+
+class RegNetY32(AnyNet):
+    def __init__(self, lr=0.1, num_classes=10):
+        stem_channels, groups, bot_mul = 32, 16, 1
+        depths, channels = (4, 6), (32, 80)
+        super().__init__(
+            ((depths[0], channels[0], groups, bot_mul),
+             (depths[1], channels[1], groups, bot_mul)),
+            stem_channels, lr, num_classes, se_ratio=0.25)
