@@ -90,9 +90,28 @@ def test_cells_every_tab_ran_alike_show_once():
     assert nb.cells[-1].outputs[0].text == '1\n'
 
 
-def test_build_inputs_follow_the_budget():
-    assert book.build_inputs(False) != book.build_inputs(True)
-    assert 'd2lsupport/core.py' in book.build_inputs(False)
+def test_a_shared_cell_with_different_outputs_stays_in_each_tab():
+    tabs = list(FRAMEWORKS)
+    cells = [tab_cell('trainer.fit(model, data)', t, 1, f'val acc of {t}') for t in tabs]
+    nb = book.show_shared_cells_once(nbformat.v4.new_notebook(cells=cells), tabs)
+    assert [c.metadata['tab'] for c in nb.cells] == [[t] for t in tabs]
+    assert [c.outputs[0].text for c in nb.cells] == [f'val acc of {t}' for t in tabs]
+
+
+def test_build_inputs_change_with_what_the_outputs_depend_on(tmp_path):
+    for name in ('d2lsupport/core.py', 'd2lsupport/chapter/torch.py', 'results/run.json',
+                 'requirements/jax.txt', 'pyproject.toml', 'README.md'):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text('v1')
+    before = book.build_inputs(False, root=tmp_path)
+    assert before != book.build_inputs(True, root=tmp_path)
+    (tmp_path / 'README.md').write_text('v2')         # the outputs do not depend on it
+    assert book.build_inputs(False, root=tmp_path) == before
+    for name in ('d2lsupport/chapter/torch.py', 'results/run.json', 'requirements/jax.txt'):
+        (tmp_path / name).write_text('v2')
+        after = book.build_inputs(False, root=tmp_path)
+        assert after != before, name
+        before = after
 
 
 def write_run(root, framework, cells, record):

@@ -1,5 +1,6 @@
 """Framework-free helpers: classes grown by add_to_class, hyperparameters, budget."""
 import matplotlib
+import pytest
 
 from d2lsupport import core
 
@@ -56,8 +57,25 @@ def test_progress_board_draws_each_curve(tmp_path):
     assert (tmp_path / 'board.png').stat().st_size > 0
 
 
-def test_not_in_a_notebook_under_pytest():
-    assert not core.in_notebook()
+def test_in_notebook_only_in_a_jupyter_kernel(monkeypatch):
+    import IPython
+
+    class ZMQInteractiveShell:      # the class name of a Jupyter kernel's shell
+        pass
+
+    class TerminalInteractiveShell:
+        pass
+
+    for shell, expected in ((ZMQInteractiveShell(), True),
+                            (TerminalInteractiveShell(), False), (None, False)):
+        monkeypatch.setattr(IPython, 'get_ipython', lambda: shell)
+        assert core.in_notebook() == expected
+
+
+def test_framework_module_by_framework_name():
+    with pytest.raises(ValueError, match="unknown framework 'torch'; choose one of mxnet"):
+        core.framework_module('torch')
+    assert set(core.MODULES) == set(core.FRAMEWORKS)
 
 
 def test_physical_cores_counts_hyperthreads_once(tmp_path, monkeypatch):

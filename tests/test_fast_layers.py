@@ -73,3 +73,50 @@ def test_mxnet_uses_every_physical_core(framework):
                          env={**env, 'OMP_NUM_THREADS': '1'},
                          capture_output=True, text=True, check=True)
     assert run.stdout.split()[-1] == '1'   # a user's setting wins
+
+
+@pytest.mark.parametrize('strides', [1, 2])
+def test_tensorflow_split_group_conv_is_the_native_grouped_conv(framework, d2l, strides):
+    only(framework, 'tensorflow')
+    import tensorflow as tf
+    X = tf.constant(np.random.RandomState(0).normal(size=(2, 7, 7, 8)).astype('float32'))
+    split = d2l.SplitGroupConv2D(8, 3, strides=strides, padding='same', groups=4)
+    native = tf.keras.layers.Conv2D(8, 3, strides=strides, padding='same', groups=4)
+    split(X), native(X)
+    assert split.kernel.shape == native.kernel.shape == (3, 3, 2, 8)
+    native.set_weights([w + 0.1 for w in split.get_weights()])   # a nonzero bias
+    split.set_weights(native.get_weights())
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(X)
+        Y_split, Y_native = split(X), native(X)
+        loss_split, loss_native = (tf.reduce_sum(Y * tf.range(8.0)) for Y in (Y_split, Y_native))
+    np.testing.assert_allclose(Y_split, Y_native, atol=1e-5)
+    np.testing.assert_allclose(tape.gradient(loss_split, X), tape.gradient(loss_native, X),
+                               atol=1e-4)
+    np.testing.assert_allclose(tape.gradient(loss_split, split.kernel),
+                               tape.gradient(loss_native, native.kernel), atol=1e-4)
+
+
+@pytest.mark.parametrize('strides', [1, 2])
+def test_jax_grouped_conv_is_the_feature_group_convolution(framework, d2l, strides):
+    only(framework, 'jax')
+    import jax
+    from flax import linen as nn
+    X = jax.random.normal(jax.random.PRNGKey(0), (2, 7, 7, 8))
+    ours = d2l._GroupedConv3x3(8, group_width=2, strides=strides)
+    variables = ours.init(jax.random.PRNGKey(1), X)
+    variables = jax.tree_util.tree_map(lambda v: v + 0.1, variables)   # a nonzero bias
+    native = nn.Conv(8, (3, 3), strides=strides, padding=1, feature_group_count=4)
+    assert jax.tree_util.tree_map(np.shape, variables) == \
+        jax.tree_util.tree_map(np.shape, native.init(jax.random.PRNGKey(1), X))
+    np.testing.assert_allclose(ours.apply(variables, X), native.apply(variables, X), atol=1e-5)
+
+    def loss(module, variables, X):
+        return (module.apply(variables, X) * np.arange(8.0)).sum()
+
+    for argnum in (1, 2):       # gradients with respect to the weights and the input
+        grad_ours = jax.grad(loss, argnum)(ours, variables, X)
+        grad_native = jax.grad(loss, argnum)(native, variables, X)
+        for a, b in zip(jax.tree_util.tree_leaves(grad_ours),
+                        jax.tree_util.tree_leaves(grad_native)):
+            np.testing.assert_allclose(a, b, atol=1e-4)

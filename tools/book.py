@@ -164,14 +164,16 @@ def write_if_changed(path, data):
     return True
 
 
-def build_inputs(full):
-    """What the evaluated outputs depend on, besides the staged sources."""
-    files = sorted([*ROOT.glob('d2lsupport/*.py'), *ROOT.glob('results/*.json*'),
-                    *ROOT.glob('requirements/*.txt'), ROOT / 'pyproject.toml'])
+def build_inputs(full, root=ROOT):
+    """What the evaluated outputs depend on, besides the staged sources: the
+    library (with the modules generated from the chapter), the records, the
+    environments' lock files and the training budget."""
+    files = sorted([*root.glob('d2lsupport/**/*.py'), *root.glob('results/*.json*'),
+                    *root.glob('requirements/*.txt'), root / 'pyproject.toml'])
     lines = [f'training budget: {"full" if full else "small"}']
     for path in files:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-        lines.append(f'{digest}  {path.relative_to(ROOT)}')
+        lines.append(f'{digest}  {path.relative_to(root)}')
     return '\n'.join(lines) + '\n'
 
 
@@ -248,10 +250,13 @@ def evaluate(cfg, full, envs_dir):
 # ----------------------------------------------------------------- merge
 
 def show_shared_cells_once(nb, tabs):
-    """Keep one copy of each code cell that every tab ran with the same source.
+    """Keep one copy of each code cell that every tab ran with the same source and
+    the same outputs.
 
     d2lbook's merge keeps such a cell once per tab when it has outputs; marking the
     single copy with all tabs makes d2lbook's tab layout show it outside the tabs.
+    A shared cell whose outputs differ between tabs (the training cell, which shows
+    each framework's recorded run) stays in the tabs, one copy per framework.
     """
     cells, i = [], 0
     while i < len(nb.cells):
@@ -262,19 +267,22 @@ def show_shared_cells_once(nb, tabs):
         group = nb.cells[i:j]
         cell_tabs = [t for c in group for t in c.metadata.get('tab', [])]
         if (len(group) > 1 and all(c.cell_type == 'code' for c in group)
-                and len({c.source for c in group}) == 1 and sorted(cell_tabs) == sorted(tabs)):
+                and len({c.source for c in group}) == 1 and sorted(cell_tabs) == sorted(tabs)
+                and len({_shown(c) for c in group}) == 1):
             shared = copy.deepcopy(group[0])
             shared.metadata['tab'] = list(tabs)
-            texts = {json.dumps([o.get('text') for o in c.get('outputs', [])]) for c in group}
-            if len(texts) > 1:
-                log.warning('a shared cell printed different text in different tabs; '
-                            'the page shows the %s tab\'s: %s', tabs[0], shared.source[:60])
             cells.append(shared)
         else:
             cells.extend(group)
         i = j
     nb.cells = cells
     return nb
+
+
+def _shown(cell):
+    """What a code cell's outputs show, as one comparable string."""
+    return json.dumps([{k: v for k, v in out.items() if k != 'execution_count'}
+                       for out in cell.get('outputs', [])], sort_keys=True)
 
 
 def _code(cell):
