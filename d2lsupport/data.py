@@ -26,6 +26,7 @@ from urllib.parse import urlparse
 import numpy as np
 from tqdm import tqdm
 
+from . import checks
 from .core import HyperParameters
 
 FILES = {
@@ -274,6 +275,10 @@ class FashionMNISTBase(HyperParameters):
 
     def __init__(self, batch_size=64, resize=(28, 28), root=None, seed=0,
                  num_train=None, num_val=None):
+        batch_size = checks.positive_int('FashionMNIST', 'batch_size', batch_size)
+        resize = checks.image_size('FashionMNIST', 'resize', resize)
+        num_train = checks.optional_positive_int('FashionMNIST', 'num_train', num_train)
+        num_val = checks.optional_positive_int('FashionMNIST', 'num_val', num_val)
         self.save_hyperparameters()
         self.train = tuple(a[:num_train] for a in load_resized(True, resize, root))
         self.val = tuple(a[:num_val] for a in load_resized(False, resize, root))

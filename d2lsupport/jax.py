@@ -12,9 +12,10 @@ import optax
 from flax import linen as nn
 from flax import serialization
 
+from . import checks
 from .core import DataModule, HyperParameters, ProgressBoard, add_to_class, print_layer_table
 from .data import FashionMNISTBase
-from .design import anynet_arguments, grouped_bottleneck, se_width
+from .design import anynet_arguments, se_width
 from .trainer import BaseTrainer
 
 __all__ = ['add_to_class', 'HyperParameters', 'ProgressBoard', 'DataModule', 'Module',
@@ -52,6 +53,7 @@ def _size(tree):
 
 def param_count(model, X_shape):
     """Number of trainable parameters of `model` for inputs of shape `X_shape`."""
+    X_shape = checks.input_shape('param_count', X_shape)
     shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros(X_shape))
     return _size(shapes['params'])
 
@@ -70,6 +72,7 @@ class Module(nn.Module, HyperParameters):
 
     def layer_summary(self, X_shape):
         """Print each top-level layer's output shape and parameter count."""
+        X_shape = checks.input_shape('layer_summary', X_shape)
         X = jnp.zeros(X_shape)
         variables = self.init(jax.random.PRNGKey(0), X)
         rows = []
@@ -164,14 +167,17 @@ class _GroupedConv3x3(nn.Module):
 
 
 class SqueezeExcitation(nn.Module):
-    """Squeeze-and-excitation: global average pooling, a 1x1 convolution to
-    `squeeze` channels, ReLU, a 1x1 convolution back, a sigmoid, and the
-    input's channels scaled by the result."""
-    squeeze: int
+    """Squeeze-and-excitation of Y: global average pooling, a 1x1 convolution
+    to ``se_width(se_ratio, c_in)`` channels, ReLU, a 1x1 convolution back, a
+    sigmoid, and Y's channels scaled by the result. c_in is the channel count
+    of the block input X, which the caller passes along with Y."""
+    se_ratio: float
 
     @nn.compact
-    def __call__(self, Y):
-        S = nn.relu(_conv(self.squeeze)(Y.mean(axis=(1, 2), keepdims=True)))
+    def __call__(self, Y, X):
+        checks.fraction('SqueezeExcitation', 'se_ratio', self.se_ratio)
+        S = Y.mean(axis=(1, 2), keepdims=True)
+        S = nn.relu(_conv(se_width(self.se_ratio, X.shape[-1]))(S))
         return Y * nn.sigmoid(_conv(Y.shape[-1])(S))
 
 
@@ -194,15 +200,16 @@ class ResNeXtBlock(nn.Module):
 
     @nn.compact
     def __call__(self, X):
-        bot_channels = grouped_bottleneck(self.num_channels, self.groups, self.bot_mul)
+        bot_channels, strides = checks.resnext_block(self.num_channels, self.groups,
+                                                     self.bot_mul, self.strides, self.se_ratio)
         Y = nn.relu(_batch_norm(self.training)(_conv(bot_channels)(X)))
-        Y = _GroupedConv3x3(bot_channels, self.groups, self.strides)(Y)
+        Y = _GroupedConv3x3(bot_channels, self.groups, strides)(Y)
         Y = nn.relu(_batch_norm(self.training)(Y))
         if self.se_ratio:
-            Y = SqueezeExcitation(se_width(self.se_ratio, X.shape[-1]))(Y)
+            Y = SqueezeExcitation(self.se_ratio)(Y, X)
         Y = _batch_norm(self.training)(_conv(self.num_channels)(Y))
         if self.use_1x1conv:
-            X = _conv(self.num_channels, strides=self.strides)(X)
+            X = _conv(self.num_channels, strides=strides)(X)
             X = _batch_norm(self.training)(X)
         return nn.relu(Y + X)
 

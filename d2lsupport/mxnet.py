@@ -13,6 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from . import checks
 from .core import (DataModule, HyperParameters, ProgressBoard, add_to_class, physical_cores,
                    print_layer_table)
 
@@ -23,7 +24,8 @@ from mxnet import autograd, gluon, init, np, npx  # noqa: E402
 from mxnet.gluon import nn  # noqa: E402
 
 from .data import FashionMNISTBase  # noqa: E402
-from .design import anynet_arguments, grouped_bottleneck, se_width  # noqa: E402
+from . import checks
+from .design import anynet_arguments, se_width  # noqa: E402
 from .trainer import BaseTrainer  # noqa: E402
 
 npx.set_np()
@@ -65,6 +67,7 @@ def _materialize(model, X_shape, ctx=None):
 
 def param_count(model, X_shape):
     """Number of trainable parameters of `model` for inputs of shape `X_shape`."""
+    X_shape = checks.input_shape('param_count', X_shape)
     _materialize(model, X_shape)
     return _trainable(model)
 
@@ -83,6 +86,7 @@ class Module(nn.Block, HyperParameters):
 
     def layer_summary(self, X_shape):
         """Print each top-level layer's output shape and parameter count."""
+        X_shape = checks.input_shape('layer_summary', X_shape)
         _materialize(self, X_shape)
         X, rows = np.zeros(X_shape), []
         with autograd.predict_mode():
@@ -113,7 +117,7 @@ class FashionMNIST(FashionMNISTBase, DataModule):
 
 
 class SqueezeExcitation(nn.HybridBlock):
-    """Squeeze-and-excitation of Y (with `channels` channels), sized at its first call.
+    """Squeeze-and-excitation of Y, sized at its first call.
 
     Global average pooling, a 1x1 convolution to ``se_width(se_ratio, c_in)``
     channels, ReLU, a 1x1 convolution back, a sigmoid, and Y's channels
@@ -123,9 +127,10 @@ class SqueezeExcitation(nn.HybridBlock):
     inference can derive the squeeze width.
     """
 
-    def __init__(self, channels, se_ratio):
+    def __init__(self, se_ratio):
         super().__init__()
-        self.channels, self.se_ratio, self.squeeze = channels, se_ratio, None
+        checks.fraction('SqueezeExcitation', 'se_ratio', se_ratio)
+        self.se_ratio, self.channels, self.squeeze = se_ratio, None, None
         with self.name_scope():
             self.weight1, self.bias1, self.weight2, self.bias2 = (
                 self.params.get(name, init=bias_init, allow_deferred_init=True)
@@ -133,8 +138,9 @@ class SqueezeExcitation(nn.HybridBlock):
                                         ('expand_weight', None), ('expand_bias', 'zeros')))
 
     def infer_shape(self, Y, X):
-        c, self.squeeze = self.channels, se_width(self.se_ratio, X.shape[1])
-        shapes = ((self.squeeze, c, 1, 1), (self.squeeze,), (c, self.squeeze, 1, 1), (c,))
+        c, c_se = Y.shape[1], se_width(self.se_ratio, X.shape[1])
+        self.channels, self.squeeze = c, c_se
+        shapes = ((c_se, c, 1, 1), (c_se,), (c, c_se, 1, 1), (c,))
         for p, shape in zip((self.weight1, self.bias1, self.weight2, self.bias2), shapes):
             p.shape = shape
 
@@ -170,13 +176,14 @@ class ResNeXtBlock(nn.HybridBlock):
     def __init__(self, num_channels, groups, bot_mul, use_1x1conv=False, strides=1,
                  se_ratio=0.0):
         super().__init__()
-        bot_channels = grouped_bottleneck(num_channels, groups, bot_mul)
+        bot_channels, strides = checks.resnext_block(num_channels, groups, bot_mul, strides,
+                                                     se_ratio)
         self.conv1 = nn.Conv2D(bot_channels, kernel_size=1)
         self.conv2 = nn.Conv2D(bot_channels, kernel_size=3, strides=strides,
                                padding=1, groups=bot_channels // groups)
         self.conv3 = nn.Conv2D(num_channels, kernel_size=1)
         self.bn1, self.bn2, self.bn3 = nn.BatchNorm(), nn.BatchNorm(), nn.BatchNorm()
-        self.se = SqueezeExcitation(bot_channels, se_ratio) if se_ratio else None
+        self.se = SqueezeExcitation(se_ratio) if se_ratio else None
         if use_1x1conv:
             self.conv4 = nn.Conv2D(num_channels, kernel_size=1, strides=strides)
             self.bn4 = nn.BatchNorm()

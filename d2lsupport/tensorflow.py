@@ -5,9 +5,10 @@ modules offer the same names. Images are NHWC (channels last).
 """
 import tensorflow as tf
 
+from . import checks
 from .core import DataModule, HyperParameters, ProgressBoard, add_to_class, print_layer_table
 from .data import FashionMNISTBase
-from .design import anynet_arguments, grouped_bottleneck, se_width
+from .design import anynet_arguments, se_width
 from .trainer import BaseTrainer, arrays_to_bytes, bytes_to_arrays
 
 __all__ = ['add_to_class', 'HyperParameters', 'ProgressBoard', 'DataModule', 'Module',
@@ -39,6 +40,7 @@ def _num_trainable(layer):
 
 def param_count(model, X_shape):
     """Number of trainable parameters of `model` for inputs of shape `X_shape`."""
+    X_shape = checks.input_shape('param_count', X_shape)
     model(tf.zeros(X_shape), training=False)
     return _num_trainable(model)
 
@@ -61,6 +63,7 @@ class Module(tf.keras.Model, HyperParameters):
 
     def layer_summary(self, X_shape):
         """Print each top-level layer's output shape and parameter count."""
+        X_shape = checks.input_shape('layer_summary', X_shape)
         X, rows = tf.zeros(X_shape), []
         for layer in self.net.layers:
             X = layer(X, training=False)
@@ -129,16 +132,25 @@ class FusedBatchNorm(tf.keras.layers.BatchNormalization):
 
 
 class SqueezeExcitation(tf.keras.layers.Layer):
-    """Squeeze-and-excitation: global average pooling, a 1x1 convolution to
-    `squeeze` channels, ReLU, a 1x1 convolution back to `channels`, a sigmoid,
-    and the input's channels scaled by the result."""
+    """Squeeze-and-excitation of Y, sized when it is built.
 
-    def __init__(self, channels, squeeze):
+    Global average pooling, a 1x1 convolution to ``se_width(se_ratio, c_in)``
+    channels, ReLU, a 1x1 convolution back, a sigmoid, and Y's channels
+    scaled by the result. c_in is the channel count of the block input X,
+    which the caller passes along with Y.
+    """
+
+    def __init__(self, se_ratio):
         super().__init__(name='squeeze_excitation')
-        self.reduce = tf.keras.layers.Conv2D(squeeze, 1, activation='relu')
-        self.expand = tf.keras.layers.Conv2D(channels, 1, activation='sigmoid')
+        checks.fraction('SqueezeExcitation', 'se_ratio', se_ratio)
+        self.se_ratio = se_ratio
 
-    def call(self, Y):
+    def build(self, Y_shape, X_shape):
+        self.reduce = tf.keras.layers.Conv2D(se_width(self.se_ratio, X_shape[-1]), 1,
+                                             activation='relu')
+        self.expand = tf.keras.layers.Conv2D(Y_shape[-1], 1, activation='sigmoid')
+
+    def call(self, Y, X):
         return Y * self.expand(self.reduce(tf.reduce_mean(Y, axis=(1, 2), keepdims=True)))
 
 
@@ -151,14 +163,15 @@ class ResNeXtBlock(tf.keras.layers.Layer):
     ten times slower (BENCHMARKS.md, "Formulations measured"). With
     ``se_ratio > 0`` (RegNetY) a squeeze-and-excitation unit follows the
     grouped convolution; it squeezes to ``round(se_ratio * c_in)`` channels,
-    c_in being the width of the block input, so `build` creates it.
+    c_in being the width of the block input.
     """
 
     def __init__(self, num_channels, groups, bot_mul, use_1x1conv=False, strides=1,
                  se_ratio=0.0):
         super().__init__()
-        self.bot_channels = grouped_bottleneck(num_channels, groups, bot_mul)
-        self.se_ratio, self.se = se_ratio, None
+        self.bot_channels, strides = checks.resnext_block(num_channels, groups, bot_mul,
+                                                          strides, se_ratio)
+        self.se = SqueezeExcitation(se_ratio) if se_ratio else None
         self.conv1 = tf.keras.layers.Conv2D(self.bot_channels, 1)
         # Pad 1 pixel on every side as the other frameworks do; Keras's 'same'
         # would pad only bottom and right for stride 2 and shift the samples.
@@ -173,16 +186,11 @@ class ResNeXtBlock(tf.keras.layers.Layer):
         else:
             self.conv4 = None
 
-    def build(self, input_shape):
-        if self.se_ratio:
-            self.se = SqueezeExcitation(self.bot_channels,
-                                         se_width(self.se_ratio, input_shape[-1]))
-
     def call(self, X):
         Y = tf.nn.relu(self.bn1(self.conv1(X)))
         Y = tf.nn.relu(self.bn2(self.conv2(self.pad(Y))))
         if self.se is not None:
-            Y = self.se(Y)
+            Y = self.se(Y, X)
         Y = self.bn3(self.conv3(Y))
         if self.conv4 is not None:
             X = self.bn4(self.conv4(X))

@@ -11,9 +11,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import checks
 from .core import DataModule, HyperParameters, ProgressBoard, add_to_class, print_layer_table
 from .data import FashionMNISTBase
-from .design import anynet_arguments, grouped_bottleneck, se_width
+from .design import anynet_arguments, se_width
 from .trainer import BaseTrainer
 
 __all__ = ['add_to_class', 'HyperParameters', 'ProgressBoard', 'DataModule', 'Module',
@@ -70,6 +71,7 @@ def _materialize(model, X_shape):
 
 def param_count(model, X_shape):
     """Number of trainable parameters of `model` for inputs of shape `X_shape`."""
+    X_shape = checks.input_shape('param_count', X_shape)
     _materialize(model, X_shape)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
@@ -91,6 +93,7 @@ class Module(nn.Module, HyperParameters):
 
     def layer_summary(self, X_shape):
         """Print each top-level layer's output shape and parameter count."""
+        X_shape = checks.input_shape('layer_summary', X_shape)
         _materialize(self, X_shape)
         X, rows = torch.zeros(X_shape), []
         self.eval()
@@ -134,6 +137,7 @@ class SqueezeExcitation(nn.modules.lazy.LazyModuleMixin, nn.Module):
 
     def __init__(self, se_ratio):
         super().__init__()
+        checks.fraction('SqueezeExcitation', 'se_ratio', se_ratio)
         self.se_ratio = se_ratio
         self.weight1, self.bias1, self.weight2, self.bias2 = (
             nn.UninitializedParameter() for _ in range(4))
@@ -173,7 +177,8 @@ class ResNeXtBlock(nn.Module):
     def __init__(self, num_channels, groups, bot_mul, use_1x1conv=False, strides=1,
                  se_ratio=0.0):
         super().__init__()
-        bot_channels = grouped_bottleneck(num_channels, groups, bot_mul)
+        bot_channels, strides = checks.resnext_block(num_channels, groups, bot_mul, strides,
+                                                     se_ratio)
         self.conv1 = nn.LazyConv2d(bot_channels, kernel_size=1)
         self.conv2 = nn.LazyConv2d(bot_channels, kernel_size=3, stride=strides,
                                    padding=1, groups=bot_channels // groups)

@@ -22,6 +22,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+from . import checks
 from .core import (FRAMEWORKS, Budget, HyperParameters, ProgressBoard, in_notebook,
                    machine_info, source_commit)
 
@@ -37,6 +38,8 @@ class BaseTrainer(HyperParameters):
     def __init__(self, max_epochs, num_gpus=0, fast=True, quiet=False):
         """`fast=False` runs the steps eagerly (for comparison); `quiet=True`
         (for many short fits) shows no live plot and writes no results record."""
+        max_epochs = checks.positive_int('Trainer', 'max_epochs', max_epochs)
+        num_gpus = checks.positive_int('Trainer', 'num_gpus', num_gpus, minimum=0)
         self.save_hyperparameters()
         if num_gpus and not self.gpus_available():
             print(f'Trainer: asked for {num_gpus} GPU(s) but none is available; '

@@ -230,3 +230,78 @@ def test_resnext_block_rejects_widths_that_do_not_split_into_groups(
     with pytest.raises(ValueError, match='do not split into groups'):
         block = d2l.ResNeXtBlock(num_channels, groups, bot_mul, True, 2)
         block_output_shape(framework, block, image_shape(framework, 2, 8, 8))
+
+
+def squeeze_excitation_of(framework, se, Y_shape, X_shape):
+    """(output shape, parameter count) of a squeeze-and-excitation unit called on
+    zeros shaped like a block's features Y and its input X."""
+    if framework == 'jax':
+        import jax
+        import jax.numpy as jnp
+        out, variables = se.init_with_output(jax.random.PRNGKey(0), jnp.zeros(Y_shape),
+                                             jnp.zeros(X_shape))
+        return tuple(out.shape), sum(v.size for v in jax.tree_util.tree_leaves(variables))
+    if framework == 'pytorch':
+        import torch
+        out = se(torch.zeros(Y_shape), torch.zeros(X_shape))
+        return tuple(out.shape), sum(p.numel() for p in se.parameters())
+    if framework == 'mxnet':
+        from mxnet import np as mxnp
+        se.initialize()
+        out = se(mxnp.zeros(Y_shape), mxnp.zeros(X_shape))
+        return tuple(out.shape), sum(p.data().size for p in se.collect_params().values())
+    import tensorflow as tf
+    out = se(tf.zeros(Y_shape), tf.zeros(X_shape))
+    return tuple(out.shape), sum(int(np.prod(w.shape)) for w in se.trainable_weights)
+
+
+def test_squeeze_excitation_squeezes_a_share_of_the_block_input(d2l, framework):
+    # Y has 16 channels and the block input X 32: the unit squeezes to 0.25 * 32 = 8
+    # channels, with 16 * 8 + 8 weights and biases in and 8 * 16 + 16 out.
+    Y_shape, X_shape = image_shape(framework, 2, 6, 16), image_shape(framework, 2, 12, 32)
+    shape, params = squeeze_excitation_of(framework, d2l.SqueezeExcitation(0.25),
+                                          Y_shape, X_shape)
+    assert (shape, params) == (Y_shape, 16 * 8 + 8 + 8 * 16 + 16)
+
+
+BAD_ARGUMENTS = [
+    ('ResNeXtBlock', dict(num_channels=0, groups=8, bot_mul=1), 'num_channels must be a positive integer'),
+    ('ResNeXtBlock', dict(num_channels=16, groups=2.5, bot_mul=1), 'groups (the group width) must be'),
+    ('ResNeXtBlock', dict(num_channels=16, groups=8, bot_mul='1'), 'bot_mul must be a positive number'),
+    ('ResNeXtBlock', dict(num_channels=16, groups=8, bot_mul=1, strides=(2, 1)),
+     'strides must be a positive integer or a pair of equal ones'),
+    ('ResNeXtBlock', dict(num_channels=16, groups=8, bot_mul=1, se_ratio=4),
+     'se_ratio must be a number from 0 to 1'),
+    ('SqueezeExcitation', dict(se_ratio=-0.25), 'se_ratio must be a number from 0 to 1'),
+    ('Trainer', dict(max_epochs=0), 'max_epochs must be a positive integer'),
+    ('Trainer', dict(max_epochs=1, num_gpus=-1), 'num_gpus must be an integer >= 0'),
+    ('FashionMNIST', dict(batch_size=0), 'batch_size must be a positive integer'),
+    ('FashionMNIST', dict(resize=(96,)), 'resize must be a (height, width) pair'),
+]
+
+
+@pytest.mark.parametrize('name, kwargs, message', BAD_ARGUMENTS)
+def test_bad_arguments_fail_at_once_with_a_one_line_error(d2l, framework, name, kwargs,
+                                                          message):
+    with pytest.raises(ValueError) as error:
+        made = getattr(d2l, name)(**kwargs)
+        if framework == 'jax' and name == 'ResNeXtBlock':        # Flax checks at the call
+            block_output_shape(framework, made, (1, 8, 8, 16))
+        elif framework == 'jax' and name == 'SqueezeExcitation':
+            squeeze_excitation_of(framework, made, (1, 4, 4, 8), (1, 8, 8, 8))
+    assert message in str(error.value) and '\n' not in str(error.value)
+    assert str(error.value).startswith(f'{name}: ')
+
+
+def test_a_bad_input_shape_names_the_expected_layout(d2l, framework):
+    model = make_model(d2l.RegNetX32, framework)
+    for call in (lambda: d2l.param_count(model, (96, 96)),
+                 lambda: model.layer_summary((96, 96))):
+        with pytest.raises(ValueError, match=r'X_shape must be four positive integers'):
+            call()
+
+
+def test_flax_style_strides_are_accepted(d2l, framework):
+    block = d2l.ResNeXtBlock(16, 8, 1, use_1x1conv=True, strides=(2, 2))
+    assert block_output_shape(framework, block, image_shape(framework, 1, 8, 8)) == \
+        image_shape(framework, 1, 4, 16)
