@@ -6,6 +6,8 @@ checks accept what the book's tabs pass, e.g. Flax-style (s, s) strides.
 """
 import numbers
 
+from .design import grouped_bottleneck
+
 
 def _fail(owner, name, expected, value):
     raise ValueError(f'{owner}: {name} must be {expected}, got {value!r}')
@@ -66,7 +68,6 @@ def input_shape(owner, value):
 
 def resnext_block(num_channels, groups, bot_mul, strides, se_ratio):
     """A ResNeXt block's arguments checked: (bottleneck channels, stride as an int)."""
-    from .design import grouped_bottleneck
     owner = 'ResNeXtBlock'
     positive_int(owner, 'num_channels', num_channels)
     positive_int(owner, 'groups (the group width)', groups)

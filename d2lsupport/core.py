@@ -10,6 +10,26 @@ FRAMEWORKS = ('mxnet', 'pytorch', 'tensorflow', 'jax')
 MODULES = {'mxnet': 'mxnet', 'pytorch': 'torch', 'tensorflow': 'tensorflow', 'jax': 'jax'}
 
 
+CHAPTER_CLASSES = ('AnyNet', 'RegNetX32', 'RegNetY32')
+
+
+def chapter_classes(module_name):
+    """A module `__getattr__` for the framework module `module_name` (such as
+    'd2lsupport.torch') that finds the chapter's classes in the module generated
+    from the chapter's #@save cells ('d2lsupport.chapter.torch').
+
+    The import waits for the first use: the generated module imports the
+    framework module, whose building blocks the chapter's cells use.
+    """
+    generated = module_name.replace('d2lsupport.', 'd2lsupport.chapter.', 1)
+
+    def __getattr__(name):
+        if name in CHAPTER_CLASSES:
+            return getattr(importlib.import_module(generated), name)
+        raise AttributeError(f'module {module_name!r} has no attribute {name!r}')
+    return __getattr__
+
+
 def framework_module(framework):
     """The d2lsupport module of `framework`, e.g. 'pytorch' -> d2lsupport.torch."""
     if framework not in MODULES:

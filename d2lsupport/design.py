@@ -57,7 +57,7 @@ REGNET_WA = (4.0, 64.0)
 REGNET_WM = (1.5, 3.0)
 # The chapter's RegNetX32 as a configuration: the network is the chapter's class
 # (`d2l.RegNetX32`, checked against this by the tests); this describes it for the
-# framework-free code (complexity, the prose check, the benchmark's report).
+# framework-free code (its complexity, the prose check).
 REGNETX32 = {'stem_width': 32, 'stages': [(4, 32, 16, 1), (6, 80, 16, 1)]}
 
 
@@ -155,7 +155,7 @@ def grouped_bottleneck(num_channels, group_width, bot_mul):
     bot_channels = int(round(num_channels * bot_mul))
     if group_width < 1 or bot_channels < group_width or bot_channels % group_width:
         raise ValueError(
-            f'ResNeXt block: {bot_channels} bottleneck channels ({num_channels} x '
+            f'ResNeXtBlock: {bot_channels} bottleneck channels ({num_channels} x '
             f'{bot_mul}) do not split into groups of {group_width}; choose a group '
             f'width that divides {bot_channels}')
     return bot_channels

@@ -13,7 +13,8 @@ from flax import linen as nn
 from flax import serialization
 
 from . import checks
-from .core import DataModule, HyperParameters, ProgressBoard, add_to_class, print_layer_table
+from .core import (DataModule, HyperParameters, ProgressBoard, add_to_class, chapter_classes,
+                   print_layer_table)
 from .data import FashionMNISTBase
 from .design import anynet_arguments, se_width
 from .trainer import BaseTrainer
@@ -173,9 +174,12 @@ class SqueezeExcitation(nn.Module):
     of the block input X, which the caller passes along with Y."""
     se_ratio: float
 
+    def __post_init__(self):
+        checks.fraction('SqueezeExcitation', 'se_ratio', self.se_ratio)
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, Y, X):
-        checks.fraction('SqueezeExcitation', 'se_ratio', self.se_ratio)
         S = Y.mean(axis=(1, 2), keepdims=True)
         S = nn.relu(_conv(se_width(self.se_ratio, X.shape[-1]))(S))
         return Y * nn.sigmoid(_conv(Y.shape[-1])(S))
@@ -198,6 +202,11 @@ class ResNeXtBlock(nn.Module):
     se_ratio: float = 0.0
     training: bool = True
 
+    def __post_init__(self):
+        checks.resnext_block(self.num_channels, self.groups, self.bot_mul, self.strides,
+                             self.se_ratio)
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, X):
         bot_channels, strides = checks.resnext_block(self.num_channels, self.groups,
@@ -214,10 +223,14 @@ class ResNeXtBlock(nn.Module):
         return nn.relu(Y + X)
 
 
+# AnyNet, RegNetX32 and RegNetY32 are the chapter's, from d2lsupport/chapter/.
+__getattr__ = chapter_classes(__name__)
+
+
 def anynet(config, num_classes=10, se_ratio=0.0, lr=0.1):
     """The chapter's `AnyNet` for a configuration of `d2lsupport.design`."""
-    return AnyNet(**anynet_arguments(config), lr=lr, num_classes=num_classes,
-                  se_ratio=se_ratio)
+    return __getattr__('AnyNet')(**anynet_arguments(config), lr=lr,
+                                 num_classes=num_classes, se_ratio=se_ratio)
 
 
 def _eval_model(model):
@@ -297,8 +310,3 @@ class Trainer(BaseTrainer):
     def eval_step(self, batch):
         X, y = jax.device_put(batch, self.device)
         return self._eval(self.params, self.batch_stats, X, y)
-
-
-# The chapter's network, generated from its #@save cells. It is imported last
-# because the chapter's cells build it from the names defined above.
-from .chapter.jax import AnyNet, RegNetX32, RegNetY32  # noqa: E402

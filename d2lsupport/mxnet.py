@@ -14,17 +14,16 @@ import tempfile
 from pathlib import Path
 
 from . import checks
-from .core import (DataModule, HyperParameters, ProgressBoard, add_to_class, physical_cores,
-                   print_layer_table)
+from .core import (DataModule, HyperParameters, ProgressBoard, add_to_class, chapter_classes,
+                   physical_cores, print_layer_table)
 
 os.environ.setdefault('OMP_NUM_THREADS', str(physical_cores()))
 
 import mxnet as mx  # noqa: E402  (after OMP_NUM_THREADS)
-from mxnet import autograd, gluon, init, np, npx  # noqa: E402
+from mxnet import autograd, gluon, np, npx  # noqa: E402
 from mxnet.gluon import nn  # noqa: E402
 
 from .data import FashionMNISTBase  # noqa: E402
-from . import checks
 from .design import anynet_arguments, se_width  # noqa: E402
 from .trainer import BaseTrainer  # noqa: E402
 
@@ -201,10 +200,14 @@ class ResNeXtBlock(nn.HybridBlock):
         return _relu(F, Y + X)
 
 
+# AnyNet, RegNetX32 and RegNetY32 are the chapter's, from d2lsupport/chapter/.
+__getattr__ = chapter_classes(__name__)
+
+
 def anynet(config, num_classes=10, se_ratio=0.0, lr=0.1):
     """The chapter's `AnyNet` for a configuration of `d2lsupport.design`."""
-    return AnyNet(**anynet_arguments(config), lr=lr, num_classes=num_classes,
-                  se_ratio=se_ratio)
+    return __getattr__('AnyNet')(**anynet_arguments(config), lr=lr,
+                                 num_classes=num_classes, se_ratio=se_ratio)
 
 
 class Trainer(BaseTrainer):
@@ -262,8 +265,3 @@ class Trainer(BaseTrainer):
         Y_hat = self.model(X)
         return (self.model.loss(Y_hat, y, averaged=False),
                 self.model.accuracy(Y_hat, y, averaged=False))
-
-
-# The chapter's network, generated from its #@save cells. It is imported last
-# because the chapter's cells build it from the names defined above.
-from .chapter.mxnet import AnyNet, RegNetX32, RegNetY32  # noqa: E402

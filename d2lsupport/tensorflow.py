@@ -6,7 +6,8 @@ modules offer the same names. Images are NHWC (channels last).
 import tensorflow as tf
 
 from . import checks
-from .core import DataModule, HyperParameters, ProgressBoard, add_to_class, print_layer_table
+from .core import (DataModule, HyperParameters, ProgressBoard, add_to_class, chapter_classes,
+                   print_layer_table)
 from .data import FashionMNISTBase
 from .design import anynet_arguments, se_width
 from .trainer import BaseTrainer, arrays_to_bytes, bytes_to_arrays
@@ -197,10 +198,14 @@ class ResNeXtBlock(tf.keras.layers.Layer):
         return tf.nn.relu(Y + X)
 
 
+# AnyNet, RegNetX32 and RegNetY32 are the chapter's, from d2lsupport/chapter/.
+__getattr__ = chapter_classes(__name__)
+
+
 def anynet(config, num_classes=10, se_ratio=0.0, lr=0.1):
     """The chapter's `AnyNet` for a configuration of `d2lsupport.design`."""
-    return AnyNet(**anynet_arguments(config), lr=lr, num_classes=num_classes,
-                  se_ratio=se_ratio)
+    return __getattr__('AnyNet')(**anynet_arguments(config), lr=lr,
+                                 num_classes=num_classes, se_ratio=se_ratio)
 
 
 class Trainer(BaseTrainer):
@@ -262,8 +267,3 @@ class Trainer(BaseTrainer):
     def eval_step(self, batch):
         with tf.device(self.device_label):
             return self._eval(*batch)
-
-
-# The chapter's network, generated from its #@save cells. It is imported last
-# because the chapter's cells build it from the names defined above.
-from .chapter.tensorflow import AnyNet, RegNetX32, RegNetY32  # noqa: E402

@@ -12,7 +12,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import checks
-from .core import DataModule, HyperParameters, ProgressBoard, add_to_class, print_layer_table
+from .core import (DataModule, HyperParameters, ProgressBoard, add_to_class, chapter_classes,
+                   print_layer_table)
 from .data import FashionMNISTBase
 from .design import anynet_arguments, se_width
 from .trainer import BaseTrainer
@@ -202,10 +203,14 @@ class ResNeXtBlock(nn.Module):
         return F.relu(Y + X)
 
 
+# AnyNet, RegNetX32 and RegNetY32 are the chapter's, from d2lsupport/chapter/.
+__getattr__ = chapter_classes(__name__)
+
+
 def anynet(config, num_classes=10, se_ratio=0.0, lr=0.1):
     """The chapter's `AnyNet` for a configuration of `d2lsupport.design`."""
-    return AnyNet(**anynet_arguments(config), lr=lr, num_classes=num_classes,
-                  se_ratio=se_ratio)
+    return __getattr__('AnyNet')(**anynet_arguments(config), lr=lr,
+                                 num_classes=num_classes, se_ratio=se_ratio)
 
 
 def _image_batch(images, idx):
@@ -328,8 +333,3 @@ class Trainer(BaseTrainer):
             Y_hat = self.model(X)
             return (self.model.loss(Y_hat, y, averaged=False),
                     self.model.accuracy(Y_hat, y, averaged=False))
-
-
-# The chapter's network, generated from its #@save cells. It is imported last
-# because the chapter's cells build it from the names defined above.
-from .chapter.torch import AnyNet, RegNetX32, RegNetY32  # noqa: E402

@@ -98,6 +98,18 @@ def test_a_shared_cell_with_different_outputs_stays_in_each_tab():
     assert [c.outputs[0].text for c in nb.cells] == [f'val acc of {t}' for t in tabs]
 
 
+def test_a_shared_plot_shows_once_although_its_png_bytes_differ():
+    tabs = list(FRAMEWORKS)
+    cells = []
+    for i, t in enumerate(tabs):
+        cell = tab_cell('design.plot_width_rule();', t, 1)
+        cell.outputs = [nbformat.v4.new_output('display_data', data={
+            'image/png': f'png written by matplotlib 3.{i}', 'text/plain': '<Figure>'})]
+        cells.append(cell)
+    nb = book.show_shared_cells_once(nbformat.v4.new_notebook(cells=cells), tabs)
+    assert len(nb.cells) == 1 and nb.cells[0].metadata['tab'] == tabs
+
+
 def test_build_inputs_change_with_what_the_outputs_depend_on(tmp_path):
     for name in ('d2lsupport/core.py', 'd2lsupport/chapter/torch.py', 'results/run.json',
                  'requirements/jax.txt', 'pyproject.toml', 'README.md'):

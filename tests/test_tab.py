@@ -62,3 +62,11 @@ def test_no_installed_framework_says_which_kernel_to_pick(monkeypatch):
 
 def test_each_environment_has_exactly_its_own_framework(framework):
     assert tab.installed() == [framework]
+
+
+def test_trailing_semicolon_hides_the_result(shell, capsys):
+    tab.select('pytorch')
+    shell.run_cell('%%tab all\n6 * 7;')
+    assert '42' not in capsys.readouterr().out
+    shell.run_cell('%%tab all\n6 * 7')
+    assert '42' in capsys.readouterr().out

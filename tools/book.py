@@ -31,8 +31,9 @@ merge  d2lbook's merge of the evaluated tabs into one notebook, with two changes
          and editing a training cell shows the small budget again until `make run`
          records it anew. The page never trains in full unless --full is given;
        - a cell that every tab ran with the same source (the chapter's ``%%tab all``
-         cells) is shown once, outside the tabs, with the first tab's outputs,
-         instead of once in every tab.
+         cells) and that printed the same text in every tab is shown once, outside
+         the tabs, with the first tab's outputs; one whose text differs (the
+         training cell, the source of each framework's blocks) stays in every tab.
 html   d2lbook's rst and html steps. What the page would otherwise load from other
        sites ships with it, in _static: MathJax, from npm (installed by `make html` into
        the docs environment), so that math renders without a CDN, and the icon of the
@@ -251,12 +252,12 @@ def evaluate(cfg, full, envs_dir):
 
 def show_shared_cells_once(nb, tabs):
     """Keep one copy of each code cell that every tab ran with the same source and
-    the same outputs.
+    that printed the same text.
 
     d2lbook's merge keeps such a cell once per tab when it has outputs; marking the
     single copy with all tabs makes d2lbook's tab layout show it outside the tabs.
-    A shared cell whose outputs differ between tabs (the training cell, which shows
-    each framework's recorded run) stays in the tabs, one copy per framework.
+    A shared cell whose printed text differs between tabs (the training cell, which
+    shows each framework's recorded run) stays in the tabs, one copy per framework.
     """
     cells, i = [], 0
     while i < len(nb.cells):
@@ -280,9 +281,11 @@ def show_shared_cells_once(nb, tabs):
 
 
 def _shown(cell):
-    """What a code cell's outputs show, as one comparable string."""
-    return json.dumps([{k: v for k, v in out.items() if k != 'execution_count'}
-                       for out in cell.get('outputs', [])], sort_keys=True)
+    """The text a code cell printed or returned, as one comparable string. Images
+    are left out: the environments' matplotlib versions write different PNG bytes
+    for the same plot."""
+    return json.dumps([out.get('text') or out.get('data', {}).get('text/plain')
+                       for out in cell.get('outputs', [])])
 
 
 def _code(cell):
