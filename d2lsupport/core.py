@@ -37,6 +37,25 @@ def framework_module(framework):
     return importlib.import_module(f'd2lsupport.{MODULES[framework]}')
 
 
+# Read by the frameworks when they load: OpenMP (PyTorch, MXNet), TensorFlow's
+# thread pools, and XLA's flags (JAX).
+THREAD_ENV = ('OMP_NUM_THREADS', 'TF_NUM_INTRAOP_THREADS', 'TF_NUM_INTEROP_THREADS')
+XLA_ONE_THREAD = '--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1'
+
+
+def limit_threads(threads):
+    """Ask every framework to use `threads` threads for its operators; call it in
+    a fresh process before the framework loads (the study's workers do).
+
+    XLA on a CPU can be held to one thread but has no setting for a number
+    between one and all cores, so JAX uses all cores when `threads` > 1.
+    """
+    for name in THREAD_ENV:
+        os.environ[name] = str(threads)
+    if threads == 1 and XLA_ONE_THREAD not in os.environ.get('XLA_FLAGS', ''):
+        os.environ['XLA_FLAGS'] = f"{os.environ.get('XLA_FLAGS', '')} {XLA_ONE_THREAD}".strip()
+
+
 def add_to_class(Class):
     """Register the decorated function as a method of `Class`."""
     def wrapper(obj):

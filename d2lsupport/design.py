@@ -27,9 +27,15 @@ network trains on Fashion-MNIST on a CPU in a few minutes:
 * bottleneck ratio in {1, 2, 4} and group width in {1, 2, ..., 32} as in the
   paper: they are ratios and group sizes, not sizes that set the cost.
 * RegNetX: total depth 3..12 (uniform), w0 8..64 (log-uniform, multiple of
-  8), slope wa 4..64 (log-uniform), wm 1.5..3 (log-uniform), b = 1; the
-  paper's ranges scaled like the widths. Samples must give exactly 3 stages
-  within the AnyNetX ranges above, so that all spaces share one cost budget.
+  8), slope wa 4..64 (log-uniform), wm 1.5..3 (log-uniform), the paper's
+  ranges scaled like the widths; one b and one g for all stages, drawn as for
+  AnyNetX_E (the paper's RegNet space; its later restriction to b = 1 is not
+  applied, so that AnyNetX_E -> RegNetX changes the widths and depths only).
+  Samples must give exactly 3 stages within the AnyNetX ranges above, like
+  every other space here (the paper's networks have 4).
+
+`sample_at_cost` draws networks of one complexity, as the paper compares
+design spaces within a narrow band of flops.
 
 Invalid configurations (group width above the bottleneck width or not
 dividing it) and ones that break a space's constraint are resampled, never
@@ -243,12 +249,14 @@ def in_space(stages, space):
 
 
 def sample_regnet_params(rng):
-    """Draw (depth, w0, wa, wm, group width) of a RegNetX network."""
+    """Draw (depth, w0, wa, wm, group width, bottleneck ratio) of a RegNetX
+    network; b and g are drawn as for AnyNetX_E, as the paper does."""
     return {'depth': int(rng.integers(REGNET_DEPTHS[0], REGNET_DEPTHS[1] + 1)),
             'w0': log_uniform(rng, *REGNET_W0, WIDTH_STEP),
             'wa': round(log_uniform(rng, *REGNET_WA, 0.1), 1),
             'wm': round(log_uniform(rng, *REGNET_WM, 0.001), 3),
-            'group_width': choice(rng, GROUP_WIDTHS)}
+            'group_width': choice(rng, GROUP_WIDTHS),
+            'bottleneck': choice(rng, BOTTLENECK_RATIOS)}
 
 
 def regnet_stages(params):
@@ -259,11 +267,13 @@ def regnet_stages(params):
     if width_levels(u, params['w0'], params['wm']).max() + 1 != NUM_STAGES:
         return None
     net = regnet_widths(**params)
-    stages = [(d, w, g, 1) for d, w, g in
+    b = params['bottleneck']
+    stages = [(d, w, g, b) for d, w, g in
               zip(net['depths'], net['widths'], net['group_widths'])]
     ok = (len(stages) == NUM_STAGES
           and all(DEPTHS[0] <= d <= DEPTHS[1] and WIDTHS[0] <= w <= WIDTHS[1]
-                  and g == params['group_width'] for d, w, g, _ in stages))
+                  and g == params['group_width'] and not stage_problem(d, w, g, b)
+                  for d, w, g, _ in stages))
     return stages if ok else None
 
 
@@ -282,6 +292,21 @@ def sample_config(space, rng):
             stages = sample_anynet_stages(space, rng)
             if not any(stage_problem(*s) for s in stages) and in_space(stages, space):
                 return {'stem_width': STEM_WIDTH, 'stages': stages}
+
+
+def sample_at_cost(space, rng, mflops, tolerance=0.1, image_size=28, max_draws=100_000):
+    """A network of `space` whose flops lie within `tolerance` (a fraction) of
+    `mflops` million, by rejection from the space's own distribution, as the
+    paper compares spaces within one complexity regime. Returns (config, draws):
+    how many networks of the space were drawn to find it."""
+    for draws in range(1, max_draws + 1):
+        config = sample_config(space, rng)
+        flops = complexity(config, image_size=image_size)['flops']
+        if abs(flops / (mflops * 1e6) - 1) <= tolerance:
+            return config, draws
+    raise ValueError(f'{space_name(space)}: no network within {tolerance:.0%} of '
+                     f'{mflops:g} MFLOPs in {max_draws:,} draws; choose a cost that the '
+                     'space samples more often, or a wider tolerance')
 
 
 # -------------------------------- Error distributions -------------------------------

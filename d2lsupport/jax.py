@@ -17,10 +17,10 @@ from .core import (DataModule, HyperParameters, ProgressBoard, add_to_class, cha
                    print_layer_table)
 from .data import FashionMNISTBase
 from .design import anynet_arguments, se_width
-from .trainer import BaseTrainer
+from .trainer import BaseTrainer, Recipe
 
 __all__ = ['add_to_class', 'HyperParameters', 'ProgressBoard', 'DataModule', 'Module',
-           'Classifier', 'FashionMNIST', 'Trainer', 'ResNeXtBlock', 'SqueezeExcitation', 'AnyNet', 'RegNetX32',
+           'Classifier', 'FashionMNIST', 'Trainer', 'Recipe', 'ResNeXtBlock', 'SqueezeExcitation', 'AnyNet', 'RegNetX32',
            'RegNetY32', 'anynet', 'param_count',
            'cpu', 'gpu', 'num_gpus', 'try_gpu']
 
@@ -265,9 +265,20 @@ class Trainer(BaseTrainer):
     """
     framework = 'jax'
 
-    def __init__(self, max_epochs, num_gpus=0, fast=True, quiet=False):
-        super().__init__(max_epochs, num_gpus, fast, quiet)
+    def __init__(self, max_epochs, num_gpus=0, fast=True, quiet=False, recipe=None,
+                 seed=None):
+        super().__init__(max_epochs, num_gpus, fast, quiet, recipe, seed)
         self.device = try_gpu() if num_gpus else cpu()
+        self.init_key = jax.random.PRNGKey(0)
+
+    def seed_initialization(self, seed):
+        self.init_key = jax.random.PRNGKey(seed)
+
+    def recipe_optimizer(self, model, steps):
+        r = self.recipe
+        lr = optax.cosine_decay_schedule(model.lr, steps) if r.cosine else model.lr
+        return optax.chain(optax.add_decayed_weights(r.weight_decay),
+                           optax.sgd(lr, momentum=r.momentum or None, nesterov=r.nesterov))
 
     def gpus_available(self):
         return num_gpus()
@@ -277,10 +288,10 @@ class Trainer(BaseTrainer):
 
     def prepare(self, model, data):
         X, _ = next(data.train_dataloader())
-        variables = jax.device_put(model.init(jax.random.PRNGKey(0), X), self.device)
+        variables = jax.device_put(model.init(self.init_key, X), self.device)
         self.params = variables['params']
         self.batch_stats = variables.get('batch_stats', {})
-        optim = model.configure_optimizers()
+        optim = self.optimizer(model)
         self.opt_state = optim.init(self.params)
         self._train = partial(_train_step, model, optim)
         self._eval = partial(_eval_step, _eval_model(model))

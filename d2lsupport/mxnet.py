@@ -25,12 +25,12 @@ from mxnet.gluon import nn  # noqa: E402
 
 from .data import FashionMNISTBase  # noqa: E402
 from .design import anynet_arguments, se_width  # noqa: E402
-from .trainer import BaseTrainer  # noqa: E402
+from .trainer import BaseTrainer, Recipe  # noqa: E402
 
 npx.set_np()
 
 __all__ = ['add_to_class', 'HyperParameters', 'ProgressBoard', 'DataModule', 'Module',
-           'Classifier', 'FashionMNIST', 'Trainer', 'ResNeXtBlock', 'SqueezeExcitation', 'AnyNet', 'RegNetX32',
+           'Classifier', 'FashionMNIST', 'Trainer', 'Recipe', 'ResNeXtBlock', 'SqueezeExcitation', 'AnyNet', 'RegNetX32',
            'RegNetY32', 'anynet', 'param_count',
            'cpu', 'gpu', 'num_gpus', 'try_gpu']
 
@@ -210,6 +210,17 @@ def anynet(config, num_classes=10, se_ratio=0.0, lr=0.1):
                                  num_classes=num_classes, se_ratio=se_ratio)
 
 
+class _Schedule(mx.lr_scheduler.LRScheduler):
+    """The Trainer's recipe schedule; MXNet counts updates from 1."""
+
+    def __init__(self, recipe, lr, steps):
+        super().__init__(lr)
+        self.recipe, self.steps = recipe, steps
+
+    def __call__(self, num_update):
+        return self.recipe.learning_rate(self.base_lr, num_update - 1, self.steps)
+
+
 class Trainer(BaseTrainer):
     """Gluon training with the network hybridized into one static graph
     (imperative if not `fast`).
@@ -219,9 +230,19 @@ class Trainer(BaseTrainer):
     """
     framework = 'mxnet'
 
-    def __init__(self, max_epochs, num_gpus=0, fast=True, quiet=False):
-        super().__init__(max_epochs, num_gpus, fast, quiet)
+    def __init__(self, max_epochs, num_gpus=0, fast=True, quiet=False, recipe=None,
+                 seed=None):
+        super().__init__(max_epochs, num_gpus, fast, quiet, recipe, seed)
         self.ctx = try_gpu() if num_gpus else cpu()
+
+    def seed_initialization(self, seed):
+        mx.random.seed(seed)
+
+    def recipe_optimizer(self, model, steps):
+        r = self.recipe
+        options = {'learning_rate': model.lr, 'wd': r.weight_decay, 'momentum': r.momentum,
+                   'lr_scheduler': _Schedule(r, model.lr, steps)}
+        return gluon.Trainer(model.collect_params(), 'nag' if r.nesterov else 'sgd', options)
 
     def gpus_available(self):
         return num_gpus()
@@ -235,7 +256,7 @@ class Trainer(BaseTrainer):
         _materialize(model, X.shape, self.ctx)
         if self.fast:
             model.net.hybridize(static_alloc=True, static_shape=True)
-        self.optim = model.configure_optimizers()
+        self.optim = self.optimizer(model)
 
     def state(self):
         with tempfile.TemporaryDirectory() as tmp:

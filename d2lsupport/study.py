@@ -55,7 +55,8 @@ import numpy as np
 from tqdm import tqdm
 
 from . import design
-from .data import DataError, load_resized
+from .core import FRAMEWORKS, framework_module, limit_threads, source_commit
+from .data import DataError
 from .trainer import RESULTS_DIR
 
 FRAMEWORK = 'pytorch'
@@ -72,9 +73,8 @@ class StudyError(RuntimeError):
 class StudyBudget:
     """How each sampled model is trained and evaluated (see the module doc).
 
-    `train_size` and `val_size` take the first images of a fixed shuffle of
-    the training set and the first test images; `max_batches` caps the
-    batches of an epoch (for quick tests).
+    `train_size` and `val_size` keep the first images of the training and
+    test sets (all by default; fewer for quick tests).
     """
     epochs: int = 1
     image_size: int = 28
@@ -82,7 +82,6 @@ class StudyBudget:
     val_size: int = 10_000
     batch_size: int = 128
     lr: float = 0.1
-    max_batches: int | None = None
 
     def __post_init__(self):
         for name in ('epochs', 'image_size', 'train_size', 'val_size', 'batch_size'):
@@ -90,8 +89,20 @@ class StudyBudget:
                 raise StudyError(f'{name} must be positive')
         if self.train_size > 60_000 or self.val_size > 10_000:
             raise StudyError('Fashion-MNIST has 60,000 training and 10,000 test images')
-        if self.lr <= 0 or (self.max_batches is not None and self.max_batches < 1):
-            raise StudyError('the learning rate and max_batches must be positive')
+        if self.lr <= 0:
+            raise StudyError('the learning rate must be positive')
+
+
+@dataclasses.dataclass(frozen=True)
+class Cost:
+    """Sample only networks within `tolerance` (a fraction) of `mflops` million
+    flops (multiply-adds on one 28 x 28 image)."""
+    mflops: float
+    tolerance: float = 0.1
+
+    def __post_init__(self):
+        if not self.mflops > 0 or not 0 < self.tolerance < 1:
+            raise StudyError('the cost must be positive and its tolerance between 0 and 1')
 
 
 # --------------------------------------------------------------------- tasks
@@ -102,54 +113,54 @@ def model_seeds(seed, space, index):
     return tuple(int(s) for s in sequence.generate_state(2))
 
 
-def make_task(seed, space, index):
-    """Model `index` of design space `space` in the study with `seed`."""
+def make_task(seed, space, index, cost=None):
+    """Model `index` of design space `space` in the study with `seed`, drawn
+    from the whole space or, with a `Cost`, from its networks of that cost."""
     config_seed, train_seed = model_seeds(seed, space, index)
-    config = design.sample_config(space, np.random.default_rng(config_seed))
+    rng = np.random.default_rng(config_seed)
+    if cost is None:
+        config, draws = design.sample_config(space, rng), 1
+    else:
+        config, draws = design.sample_at_cost(space, rng, cost.mflops, cost.tolerance)
     return {'space': space, 'index': index, 'seed': seed, 'train_seed': train_seed,
-            'config': config}
+            'config': config, 'draws': draws,
+            'cost': None if cost is None else dataclasses.asdict(cost)}
 
 
-def plan(seed, spaces, n):
+def plan(seed, spaces, n, cost=None):
     """The tasks of `n` models per space, interleaved across the spaces."""
     spaces = list(dict.fromkeys(spaces))
     for space in spaces:
         if space not in design.SPACES:
             raise StudyError(f'unknown design space {space!r}; choose from '
                              f'{", ".join(design.SPACES)}')
-    return [make_task(seed, space, index) for index in range(n) for space in spaces]
+    try:
+        return [make_task(seed, space, index, cost) for index in range(n) for space in spaces]
+    except ValueError as e:
+        raise StudyError(str(e)) from None
 
 
 # ------------------------------------------------------------- one model
 
-@functools.lru_cache(maxsize=2)
-def study_data(image_size, train_size, val_size):
-    """(train, val) pairs of uint8 images and labels for a budget, once per process."""
-    images, labels = load_resized(True, (image_size, image_size))
-    subset = np.sort(np.random.default_rng(0).permutation(len(labels))[:train_size])
-    val_images, val_labels = load_resized(False, (image_size, image_size))
-    return ((np.ascontiguousarray(images[subset]), labels[subset]),
-            (np.ascontiguousarray(val_images[:val_size]), val_labels[:val_size]))
-
-
-def run_task(task, budget, threads=1):
-    """Train and evaluate one sampled network; return its result record."""
-    import torch
-    from . import torch as d2l
-    torch.set_num_threads(threads)
-    torch.manual_seed(task['train_seed'])
-    train, val = study_data(budget.image_size, budget.train_size, budget.val_size)
+def run_task(task, budget, framework=FRAMEWORK, threads=1):
+    """Train and evaluate one sampled network with the framework's Trainer;
+    return its result record. `threads` holds when the framework is not
+    loaded yet in this process (as in a new worker)."""
+    limit_threads(threads)
+    d2l = framework_module(framework)
+    data = d2l.FashionMNIST(batch_size=budget.batch_size, resize=(budget.image_size,) * 2,
+                            seed=task['train_seed'], num_train=budget.train_size,
+                            num_val=budget.val_size)
+    trainer = d2l.Trainer(budget.epochs, quiet=True, recipe=d2l.Recipe(),
+                          seed=task['train_seed'] % 2 ** 31)
     start = time.perf_counter()
-    train_loss, accuracy = d2l.fit_briefly(
-        d2l.anynet(task['config']), train, val, epochs=budget.epochs,
-        batch_size=budget.batch_size, lr=budget.lr, max_batches=budget.max_batches,
-        seed=task['train_seed'])
+    trainer.fit(d2l.anynet(task['config'], lr=budget.lr), data)
     return {'space': task['space'], 'index': task['index'], 'seed': task['seed'],
-            'config': task['config'],
+            'config': task['config'], 'cost': task['cost'], 'draws': task['draws'],
             'complexity': design.complexity(task['config'], image_size=budget.image_size),
-            'error': 1 - accuracy,
-            'train_loss': train_loss if math.isfinite(train_loss) else None,
-            'seconds': round(time.perf_counter() - start, 2), 'framework': FRAMEWORK,
+            'error': 1 - trainer.val_acc,
+            'train_loss': trainer.train_loss if math.isfinite(trainer.train_loss) else None,
+            'seconds': round(time.perf_counter() - start, 2), 'framework': framework,
             'budget': dataclasses.asdict(budget), 'threads': threads}
 
 
@@ -196,17 +207,19 @@ def append_record(path, record):
         os.close(fd)
 
 
-def settings(seed, budget):
-    """What every record of one study shares: seed, framework and budget."""
-    return {'seed': seed, 'framework': FRAMEWORK, **dataclasses.asdict(budget)}
+def settings(seed, budget, framework=FRAMEWORK, cost=None):
+    """What every record of one study shares: seed, framework, cost and budget."""
+    return {'seed': seed, 'framework': framework,
+            'cost': None if cost is None else dataclasses.asdict(cost),
+            **dataclasses.asdict(budget)}
 
 
-def finished_models(records, seed, budget):
+def finished_models(records, seed, budget, framework=FRAMEWORK, cost=None):
     """The (space, index) pairs in `records`, which must come from this study."""
-    expected = settings(seed, budget)
+    expected = settings(seed, budget, framework, cost)
     for record in records:
         found = {'seed': record.get('seed'), 'framework': record.get('framework'),
-                 **record.get('budget', {})}
+                 'cost': record.get('cost'), **record.get('budget', {})}
         if found != expected:
             changes = ', '.join(f'{key} {found.get(key)} (now {expected.get(key)})'
                                 for key in {**found, **expected}
@@ -218,11 +231,11 @@ def finished_models(records, seed, budget):
 
 # ------------------------------------------------------------------ workers
 
-def run_local(tasks, budget, workers, threads):
+def run_local(tasks, budget, framework, workers, threads):
     """Yield the records of `tasks` as local worker processes finish them."""
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn'))
     try:
-        futures = [pool.submit(run_task, task, budget, threads) for task in tasks]
+        futures = [pool.submit(run_task, task, budget, framework, threads) for task in tasks]
         for future in as_completed(futures):
             yield future.result()
     finally:
@@ -242,12 +255,12 @@ def connect(address):
                          f'({" ".join(str(e).split()) or type(e).__name__})') from None
 
 
-def run_cluster(tasks, budget, address, threads):
+def run_cluster(tasks, budget, framework, address, threads):
     """Submit `tasks` to the workers of a Dask cluster (an unreachable one is
     an error right away); return an iterator over their records as they finish."""
     client = connect(address)
-    return _as_finished(client, [client.submit(run_task, task, budget, threads, pure=False)
-                                 for task in tasks])
+    return _as_finished(client, [client.submit(run_task, task, budget, framework, threads,
+                                               pure=False) for task in tasks])
 
 
 def _as_finished(client, futures):
@@ -259,24 +272,27 @@ def _as_finished(client, futures):
 
 # -------------------------------------------------------------------- study
 
-def run_study(out, spaces=design.SPACES, n=32, seed=0, budget=StudyBudget(),
-              workers=None, threads=1, cluster=None, limit=None):
+def run_study(out, spaces=design.SPACES, n=32, seed=0, budget=StudyBudget(), cost=None,
+              framework=FRAMEWORK, workers=None, threads=1, cluster=None, limit=None):
     """Train the models of the study that `out` does not hold yet (at most
     `limit` of them), appending one record per model; return their number."""
-    tasks = plan(seed, spaces, n)
+    if framework not in FRAMEWORKS:
+        raise StudyError(f'unknown framework {framework!r}; choose from {", ".join(FRAMEWORKS)}')
+    tasks = plan(seed, spaces, n, cost)
     drop_incomplete_line(out)
-    done = finished_models(read_results(out), seed, budget)
+    done = finished_models(read_results(out), seed, budget, framework, cost)
     remaining = [t for t in tasks if (t['space'], t['index']) not in done]
     todo = remaining[:limit]
     if cluster:
-        records = run_cluster(todo, budget, cluster, threads)
+        records = run_cluster(todo, budget, framework, cluster, threads)
     else:
-        records = run_local(todo, budget, workers or max(1, cpu_count() // threads), threads)
-    initial = len(tasks) - len(remaining)
+        records = run_local(todo, budget, framework,
+                            workers or max(1, cpu_count() // threads), threads)
+    initial, commit = len(tasks) - len(remaining), source_commit()
     with tqdm(total=initial + len(todo), initial=initial, unit='model', smoothing=0,
               desc='study') as bar:
         for record in records:
-            append_record(out, record)
+            append_record(out, {**record, 'commit': commit})
             bar.set_postfix_str(f'{record["space"]} #{record["index"]}: error '
                                 f'{record["error"]:.3f} in {record["seconds"]:.0f} s')
             bar.update()
@@ -405,6 +421,12 @@ def build_parser():
     p.add_argument('--threads', type=positive_int, default=1, help='threads per model')
     p.add_argument('--cluster', metavar='ADDRESS',
                    help='Dask scheduler, e.g. tcp://10.0.0.5:8786 (instead of local workers)')
+    p.add_argument('--framework', choices=FRAMEWORKS, default=FRAMEWORK,
+                   help='whose Trainer trains the models (its environment must run this)')
+    p.add_argument('--mflops', type=float, help='sample only networks of this cost, in '
+                   'million flops (default: the whole space)')
+    p.add_argument('--tolerance', type=float, default=0.1,
+                   help='with --mflops: the band of accepted costs, a fraction (default 0.1)')
     defaults = StudyBudget()
     for field in dataclasses.fields(StudyBudget):
         kind = float if field.name == 'lr' else positive_int
@@ -422,8 +444,10 @@ def main(argv=None):
         if args.command == 'run':
             budget = StudyBudget(**{f.name: getattr(args, f.name)
                                     for f in dataclasses.fields(StudyBudget)})
-            count = run_study(args.out, args.spaces, args.n, args.seed, budget,
-                              args.workers, args.threads, args.cluster, args.limit)
+            cost = None if args.mflops is None else Cost(args.mflops, args.tolerance)
+            count = run_study(args.out, args.spaces, args.n, args.seed, budget, cost,
+                              args.framework, args.workers, args.threads, args.cluster,
+                              args.limit)
             print(f'{count} models trained; results in {args.out}')
         else:
             records = read_results(args.results)

@@ -10,10 +10,10 @@ from .core import (DataModule, HyperParameters, ProgressBoard, add_to_class, cha
                    print_layer_table)
 from .data import FashionMNISTBase
 from .design import anynet_arguments, se_width
-from .trainer import BaseTrainer, arrays_to_bytes, bytes_to_arrays
+from .trainer import BaseTrainer, Recipe, arrays_to_bytes, bytes_to_arrays
 
 __all__ = ['add_to_class', 'HyperParameters', 'ProgressBoard', 'DataModule', 'Module',
-           'Classifier', 'FashionMNIST', 'Trainer', 'ResNeXtBlock', 'SqueezeExcitation', 'AnyNet', 'RegNetX32',
+           'Classifier', 'FashionMNIST', 'Trainer', 'Recipe', 'ResNeXtBlock', 'SqueezeExcitation', 'AnyNet', 'RegNetX32',
            'RegNetY32', 'anynet', 'param_count',
            'cpu', 'gpu', 'num_gpus', 'try_gpu']
 
@@ -217,9 +217,24 @@ class Trainer(BaseTrainer):
     framework = 'tensorflow'
     jit_compile = False
 
-    def __init__(self, max_epochs, num_gpus=0, fast=True, quiet=False):
-        super().__init__(max_epochs, num_gpus, fast, quiet)
+    def __init__(self, max_epochs, num_gpus=0, fast=True, quiet=False, recipe=None,
+                 seed=None):
+        super().__init__(max_epochs, num_gpus, fast, quiet, recipe, seed)
         self.device_label = 'GPU:0' if num_gpus and self.gpus_available() else 'CPU:0'
+        self.weight_decay = recipe.weight_decay if recipe else 0.0
+
+    def seed_initialization(self, seed):
+        tf.keras.utils.set_random_seed(seed)
+
+    def recipe_optimizer(self, model, steps):
+        """Keras's SGD keeps the learning rate inside its momentum, which differs
+        from the others' only while the rate changes; the L2 decay is added to the
+        gradients in the training step (Keras's own `weight_decay` is decoupled)."""
+        r = self.recipe
+        lr = (tf.keras.optimizers.schedules.CosineDecay(model.lr, steps) if r.cosine
+              else model.lr)
+        return tf.keras.optimizers.SGD(learning_rate=lr, momentum=r.momentum,
+                                       nesterov=r.nesterov)
 
     def gpus_available(self):
         return num_gpus()
@@ -231,7 +246,7 @@ class Trainer(BaseTrainer):
         X, _ = next(data.train_dataloader())
         with tf.device(self.device_label):
             model(X[:1], training=False)
-            self.optim = model.configure_optimizers()
+            self.optim = self.optimizer(model)
             self.optim.build(model.trainable_variables)
         self._train, self._eval = self._train_fn, self._eval_fn
         if self.fast:
@@ -242,7 +257,10 @@ class Trainer(BaseTrainer):
         with tf.GradientTape() as tape:
             loss = self.model.loss(self.model(X, training=True), y)
         params = self.model.trainable_variables
-        self.optim.apply_gradients(zip(tape.gradient(loss, params), params))
+        grads = tape.gradient(loss, params)
+        if self.weight_decay:
+            grads = [g + self.weight_decay * p for g, p in zip(grads, params)]
+        self.optim.apply_gradients(zip(grads, params))
         return loss
 
     def _eval_fn(self, X, y):

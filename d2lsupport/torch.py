@@ -4,9 +4,7 @@ Import it as ``from d2lsupport import torch as d2l``; the other framework
 modules offer the same names.
 """
 import io
-import math
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -16,11 +14,11 @@ from .core import (DataModule, HyperParameters, ProgressBoard, add_to_class, cha
                    print_layer_table)
 from .data import FashionMNISTBase
 from .design import anynet_arguments, se_width
-from .trainer import BaseTrainer
+from .trainer import BaseTrainer, Recipe
 
 __all__ = ['add_to_class', 'HyperParameters', 'ProgressBoard', 'DataModule', 'Module',
-           'Classifier', 'FashionMNIST', 'Trainer', 'ResNeXtBlock', 'SqueezeExcitation', 'AnyNet', 'RegNetX32',
-           'RegNetY32', 'anynet', 'fit_briefly',
+           'Classifier', 'FashionMNIST', 'Trainer', 'Recipe', 'ResNeXtBlock', 'SqueezeExcitation', 'AnyNet', 'RegNetX32',
+           'RegNetY32', 'anynet',
            'init_cnn', 'param_count', 'cpu', 'gpu', 'num_gpus', 'try_gpu']
 
 
@@ -213,62 +211,6 @@ def anynet(config, num_classes=10, se_ratio=0.0, lr=0.1):
                                  num_classes=num_classes, se_ratio=se_ratio)
 
 
-def _image_batch(images, idx):
-    """uint8 images [N, H, W] at `idx` (indices or a slice) as a float NCHW
-    channels-last batch in [0, 1]."""
-    X = torch.from_numpy(images[idx]).unsqueeze(1).float().div_(255)
-    return X.contiguous(memory_format=torch.channels_last)
-
-
-def fit_briefly(model, train, val, epochs=1, batch_size=128, lr=0.1, max_batches=None,
-                seed=0):
-    """Train `model` on a short fixed budget; return (mean training loss of the
-    last epoch, validation accuracy).
-
-    `train` and `val` are pairs of numpy arrays: uint8 images [N, H, W] and
-    int64 labels [N]. SGD with Nesterov momentum 0.9 and weight decay 5e-5,
-    the learning rate decaying from `lr` to 0 along a cosine over all steps,
-    and minibatches in an order drawn from `seed`. `max_batches` caps the
-    batches of an epoch. The CPU runs channels-last (faster for these
-    networks, as for the Trainer).
-    """
-    images, labels = train
-    steps = -(-len(labels) // batch_size)
-    if max_batches:
-        steps = min(steps, max_batches)
-    param_count(model, (1, 1, *images.shape[1:]))  # materialize the lazy layers
-    model.to(memory_format=torch.channels_last)
-    optim = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True,
-                            weight_decay=5e-5)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optim, lambda step: 0.5 * (1 + math.cos(math.pi * step / (epochs * steps))))
-    rng = np.random.default_rng(seed)
-    model.train()
-    for _ in range(epochs):
-        order, losses = rng.permutation(len(labels)), []
-        for i in range(steps):
-            idx = order[i * batch_size:(i + 1) * batch_size]
-            loss = model.loss(model(_image_batch(images, idx)), torch.from_numpy(labels[idx]))
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            optim.step()
-            schedule.step()
-            losses.append(loss.item())
-    return sum(losses) / len(losses), _accuracy(model, *val)
-
-
-def _accuracy(model, images, labels, batch_size=1000):
-    """The fraction of `images` that `model` classifies as `labels`."""
-    model.eval()
-    correct = 0.0
-    with torch.no_grad():
-        for start in range(0, len(labels), batch_size):
-            idx = slice(start, start + batch_size)
-            Y_hat = model(_image_batch(images, idx))
-            correct += float(model.accuracy(Y_hat, torch.from_numpy(labels[idx]), False))
-    return correct / len(labels)
-
-
 def _to_bytes(state_dict):
     buffer = io.BytesIO()
     torch.save(state_dict, buffer)
@@ -287,9 +229,21 @@ class Trainer(BaseTrainer):
     """
     framework = 'pytorch'
 
-    def __init__(self, max_epochs, num_gpus=0, fast=True, quiet=False):
-        super().__init__(max_epochs, num_gpus, fast, quiet)
+    def __init__(self, max_epochs, num_gpus=0, fast=True, quiet=False, recipe=None,
+                 seed=None):
+        super().__init__(max_epochs, num_gpus, fast, quiet, recipe, seed)
         self.device = try_gpu() if num_gpus else cpu()
+
+    def seed_initialization(self, seed):
+        torch.manual_seed(seed)
+
+    def recipe_optimizer(self, model, steps):
+        r = self.recipe
+        optim = torch.optim.SGD(model.parameters(), lr=model.lr, momentum=r.momentum,
+                                nesterov=r.nesterov, weight_decay=r.weight_decay)
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(
+            optim, lambda step: r.learning_rate(1.0, step, steps))
+        return optim
 
     def gpus_available(self):
         return num_gpus()
@@ -307,15 +261,19 @@ class Trainer(BaseTrainer):
         model.to(self.device)
         if self.fast:
             model.to(memory_format=torch.channels_last)
-        self.optim = model.configure_optimizers()
+        self.schedule = None
+        self.optim = self.optimizer(model)
+
+    def _parts(self):
+        parts = {'model': self.model, 'optimizer': self.optim}
+        return parts if self.schedule is None else {**parts, 'schedule': self.schedule}
 
     def state(self):
-        return {name: _to_bytes(part.state_dict()) for name, part in
-                (('model', self.model), ('optimizer', self.optim))}
+        return {name: _to_bytes(part.state_dict()) for name, part in self._parts().items()}
 
     def load_state(self, state):
-        self.model.load_state_dict(_from_bytes(state['model'], self.device))
-        self.optim.load_state_dict(_from_bytes(state['optimizer'], self.device))
+        for name, part in self._parts().items():
+            part.load_state_dict(_from_bytes(state[name], self.device))
 
     def train_step(self, batch):
         X, y = self._to_device(batch[0]), batch[1].to(self.device)
@@ -324,6 +282,8 @@ class Trainer(BaseTrainer):
         self.optim.zero_grad(set_to_none=True)
         loss.backward()
         self.optim.step()
+        if self.schedule is not None:
+            self.schedule.step()
         return loss.detach()
 
     def eval_step(self, batch):

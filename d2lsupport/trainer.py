@@ -1,10 +1,12 @@
 """The framework-free training loop: epochs, batches, progress, plots, results.
 
-Each framework module subclasses `BaseTrainer` and supplies three methods:
+Each framework module subclasses `BaseTrainer` and supplies
 `prepare(model, data)` (initialize, build the optimizer, compile steps),
 `train_step(batch)` returning the batch loss as a scalar, and
 `eval_step(batch)` returning (summed loss, number correct) for the batch,
-and `gpus_available()` (how many GPUs the framework sees).
+`gpus_available()` (how many GPUs the framework sees), `seed_initialization(seed)`
+(seed the weight initialization) and `recipe_optimizer(model, steps)` (the
+optimizer of a `Recipe`).
 
 Progress goes to the terminal outside Jupyter. Inside a notebook the live plot
 shows it; a notebook runner (`tools/run_notebook.py`, used by `make run`) may
@@ -12,8 +14,10 @@ set $D2L_PROGRESS to a file, to which the Trainer then also writes its progress
 bar and one line per epoch, for the runner to show in the terminal.
 """
 import contextlib
+import dataclasses
 import io
 import json
+import math
 import os
 import resource
 import sys
@@ -30,16 +34,53 @@ RESULTS_ENV = 'D2L_RESULTS_DIR'
 PROGRESS_ENV = 'D2L_PROGRESS'
 
 
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """An optimizer recipe, for a Trainer that should not use the model's own
+    `configure_optimizers` (plain SGD at the model's `lr`).
+
+    SGD at the model's `lr` with (Nesterov) momentum and L2 weight decay added
+    to the gradient of every trainable parameter; with `cosine`, the learning
+    rate decays along a half cosine from `lr` at the first step to 0 after the
+    last one. The design-space study trains with the default, the paper's
+    low-fidelity recipe.
+    """
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-5
+    cosine: bool = True
+
+    def learning_rate(self, lr, step, steps):
+        """The learning rate at `step` (counted from 0) of a fit of `steps` steps."""
+        if not self.cosine:
+            return lr
+        return lr * 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps))
+
+    def __post_init__(self):
+        if not 0 <= self.momentum < 1 or self.weight_decay < 0:
+            raise ValueError('Recipe: momentum must be in [0, 1) and weight_decay >= 0, '
+                             f'got {self.momentum!r} and {self.weight_decay!r}')
+        if self.nesterov and not self.momentum:
+            raise ValueError('Recipe: nesterov needs a momentum above 0')
+
+
 class BaseTrainer(HyperParameters):
     """Fit a model to a data module; subclasses provide the framework steps."""
     framework = None
     plots_per_epoch = 2
 
-    def __init__(self, max_epochs, num_gpus=0, fast=True, quiet=False):
+    def __init__(self, max_epochs, num_gpus=0, fast=True, quiet=False, recipe=None,
+                 seed=None):
         """`fast=False` runs the steps eagerly (for comparison); `quiet=True`
-        (for many short fits) shows no live plot and writes no results record."""
+        (for many short fits) shows no progress or live plot and writes no
+        results record; `recipe` (a `Recipe`) replaces the model's optimizer;
+        `seed` seeds the weight initialization (else the framework's default)."""
         max_epochs = checks.positive_int('Trainer', 'max_epochs', max_epochs)
         num_gpus = checks.positive_int('Trainer', 'num_gpus', num_gpus, minimum=0)
+        if recipe is not None and not isinstance(recipe, Recipe):
+            raise ValueError(f'Trainer: recipe must be a d2lsupport Recipe or None, got {recipe!r}')
+        if seed is not None:
+            seed = checks.positive_int('Trainer', 'seed', seed, minimum=0)
         self.save_hyperparameters()
         if num_gpus and not self.gpus_available():
             print(f'Trainer: asked for {num_gpus} GPU(s) but none is available; '
@@ -52,6 +93,21 @@ class BaseTrainer(HyperParameters):
         return 0
 
     def prepare(self, model, data):
+        raise NotImplementedError
+
+    def seed_initialization(self, seed):
+        """Seed the framework's weight initialization."""
+        raise NotImplementedError
+
+    def optimizer(self, model):
+        """The model's own optimizer, or the recipe's over all steps of this fit."""
+        if self.recipe is None:
+            return model.configure_optimizers()
+        steps = self.epochs * self.budget.batches(self.data.num_batches(True), True)
+        return self.recipe_optimizer(model, steps)
+
+    def recipe_optimizer(self, model, steps):
+        """The optimizer of `self.recipe` for a fit of `steps` steps."""
         raise NotImplementedError
 
     def train_step(self, batch):
@@ -75,20 +131,23 @@ class BaseTrainer(HyperParameters):
             print(self.budget.banner())
         self.model, self.data = model, data
         self.epochs = self.budget.epochs(self.max_epochs)
+        if self.seed is not None:
+            self.seed_initialization(self.seed)
         self.prepare(model, data)
         self.history, self.num_examples_seen, self.segments = [], 0, []
         self.commit = None if self.quiet else source_commit()   # the code as training starts
         self.wall_time = self._resume()
         self.segments.append({'first_epoch': len(self.history) + 1, 'commit': self.commit})
         start = time.perf_counter() - self.wall_time
-        with _progress_stream() as self.progress:
+        with _progress_stream(self.quiet) as self.progress:
             for self.epoch in range(len(self.history), self.epochs):
                 if not self._run_epoch(start):
                     break
         if len(self.history) == self.epochs and self._path('ckpt.npz'):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(self._path('ckpt.npz'))
-        print(self.summary())
+        if not self.quiet:
+            print(self.summary())
 
     # -- checkpoints: each framework turns its training state into named bytes
 
@@ -277,9 +336,12 @@ def bytes_to_arrays(data):
         return [saved[f'arr_{i}'] for i in range(len(saved.files))]
 
 
-def _progress_stream():
-    """Where the progress bar and epoch lines go: the terminal outside Jupyter,
-    the file named by $D2L_PROGRESS inside it, else nowhere (None)."""
+def _progress_stream(quiet=False):
+    """Where the progress bar and epoch lines go: nowhere (None) when `quiet`,
+    the terminal outside Jupyter, the file named by $D2L_PROGRESS inside it,
+    else nowhere."""
+    if quiet:
+        return contextlib.nullcontext()
     if not in_notebook():
         return contextlib.nullcontext(sys.stderr)
     path = os.environ.get(PROGRESS_ENV)
