@@ -93,11 +93,23 @@ lab: setup
 	JUPYTER_PATH=$(subst $(eval) ,:,$(foreach fw,$(FRAMEWORKS),$(abspath $(ENVS_DIR)/$(fw)/share/jupyter))) \
 		$(call env_python,pytorch) -m jupyter lab chapter_cnn_design/
 
-# The design-space study (PyTorch): STUDY_N models per space, resumable; then its EDF figure.
-STUDY_N ?= 32
-study: $(call stamp,pytorch) data
-	$(call env_python,pytorch) -m d2lsupport.study run --out results/study.jsonl -n $(STUDY_N) $(STUDY_ARGS)
-	$(call env_python,pytorch) -m d2lsupport.study plot results/study.jsonl --out img/edf-study.svg
+# The design-space study at equal cost: STUDY_N networks per space within 10% of
+# STUDY_MFLOPS, one epoch each; then the first STUDY_LONG_N per space retrained for
+# STUDY_LONG_EPOCHS epochs (does the short budget rank them as the long one does?);
+# then the EDF figure. Resumable; STUDY_FRAMEWORK's Trainer (its environment runs it).
+# About 90 minutes on 2 cores with the defaults.
+STUDY_N ?= 64
+STUDY_MFLOPS ?= 0.5
+STUDY_LONG_N ?= 6
+STUDY_LONG_EPOCHS ?= 4
+STUDY_FRAMEWORK ?= pytorch
+study_run = $(call env_python,$(STUDY_FRAMEWORK)) -m d2lsupport.study run --framework $(STUDY_FRAMEWORK) \
+	--mflops $(STUDY_MFLOPS) $(STUDY_ARGS)
+study: $(call stamp,$(STUDY_FRAMEWORK)) data
+	$(study_run) --out results/study-cost.jsonl -n $(STUDY_N)
+	$(study_run) --out results/study-long.jsonl -n $(STUDY_LONG_N) --epochs $(STUDY_LONG_EPOCHS)
+	$(call env_python,$(STUDY_FRAMEWORK)) -m d2lsupport.study plot results/study-cost.jsonl \
+		--out img/edf-study-cost.svg
 
 # Speed and memory: every framework in its own process, then the book's recipe as the
 # baseline; writes results/bench.json and prints a markdown table (see BENCHMARKS.md).

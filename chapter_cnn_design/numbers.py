@@ -100,6 +100,64 @@ def by_bottleneck(b):
     return 100 * np.median(study.errors_by_bottleneck(study_records())[b])
 
 
+@lru_cache
+def cost_records():
+    """The study at equal cost (results/study-cost.jsonl)."""
+    return study.read_results(study.COST_FILE)
+
+
+@lru_cache
+def long_records():
+    """Its first networks retrained for four epochs (results/study-long.jsonl)."""
+    return study.read_results(study.LONG_FILE)
+
+
+def cost_errors(space):
+    return study.errors_by_space(cost_records())[space]
+
+
+@lru_cache
+def cost_shift(a, b):
+    """The equal-cost study's median shift from space a to b and its interval, in
+    points, with the draws that study.comparisons makes."""
+    rng = np.random.default_rng(0)
+    for pair in study.COMPARISONS:
+        shift, interval = study.median_shift(cost_errors(pair[0]), cost_errors(pair[1]), rng)
+        if pair == (a, b):
+            return 100 * shift, [100 * x for x in interval]
+    raise KeyError((a, b))
+
+
+def cost_median(space):
+    return 100 * np.median(cost_errors(space))
+
+
+def mean_draws(space):
+    return np.mean([r['draws'] for r in cost_records() if r['space'] == space])
+
+
+@lru_cache
+def whole_space_median_mflops(space, n=2000):
+    """The median cost of `n` networks drawn from the whole space (seed 0)."""
+    rng = np.random.default_rng(0)
+    return np.median([design.complexity(design.sample_config(space, rng))['flops']
+                      for _ in range(n)]) / 1e6
+
+
+@lru_cache
+def first_study_half_width(n):
+    """The planned interval half-width (points) for `n` networks per space, from the
+    first study's cost-corrected errors of its networks of 0.25 to 1 MFLOPs."""
+    residuals, _ = study.cost_residuals(study_records())
+    mflops = np.array([r['complexity']['flops'] for r in study_records()]) / 1e6
+    return 100 * study.expected_half_width(residuals[(mflops >= 0.25) & (mflops <= 1)], n)
+
+
+@lru_cache
+def rank_agreement():
+    return study.rank_agreement(cost_records(), long_records())
+
+
 def f(x, digits=0):
     return f'{x:.{digits}f}'
 
@@ -147,8 +205,8 @@ CLAIMS += [
           holds=lambda: 224 / 2 ** 5 == 7),
     Claim('$b_i \\geq 1$', 'definition: a bottleneck ratio'),
     Claim('the multiplier $1 / b_i$', 'definition: bot_mul in the code'),
-    Claim('With $b_i = 1$, as in all the\nnetworks we train, `bot_mul` is 1 too', 'definition',
-          holds=lambda: all(s[3] == 1 for s in design.REGNETX32['stages'])),
+    Claim('With\n$b_i = 1$, as in RegNetX32, `bot_mul` is 1 too', 'design.REGNETX32',
+          holds=lambda: all(s.bottleneck == 1 for s in design.REGNETX32.stages)),
     Claim('$1 + 4 \\times 4 = 17$ numbers', 'arithmetic', holds=lambda: 1 + 4 * 4 == 17),
     Claim('The paper counts 16, because it fixes the stem at 32\nchannels',
           f'{PAPER}, Sec. 3.2: 16 degrees of freedom, stem of 32 channels'),
@@ -167,87 +225,109 @@ CLAIMS += [
           '10 epochs', f'{PAPER}, Sec. 3.1 and 3.2'),
 ]
 
-# Our design-space study (results/study.jsonl; study.summary and study.comparisons
-# print the same numbers in the chapter's cells).
+# Our design-space studies: the one at equal cost (results/study-cost.jsonl and
+# results/study-long.jsonl) and the first one (results/study.jsonl); study.summary,
+# study.comparisons and study.rank_agreement print the same numbers in the chapter.
 CLAIMS += [
-    Claim('draws 32 networks at random', 'results/study.jsonl',
-          value=lambda: f(min(len(e) for e in study.errors_by_space(study_records()).values()))),
     Claim('$28 \\times 28$', 'definition: the images of Fashion-MNIST'),
-    Claim('$2 \\times 2$ after the stem and three stages', 'arithmetic',
+    Claim('$2 \\times 2$ after the stem and three\nstages', 'arithmetic',
           holds=lambda: 28 // 2 ** 4 == 1 and math.ceil(28 / 2 ** 4) == 2),
-    Claim('one to four blocks and 8 to 128\nchannels per stage, and a stem of 16 channels',
+    Claim('one to four blocks and 8 to 128 channels per stage, and a stem of 16 channels',
           'd2lsupport.design', value=lambda: [f(design.WIDTHS[0]), f(design.WIDTHS[1]),
                                               f(design.STEM_WIDTH)],
           holds=lambda: design.DEPTHS == (1, 4)),
-    Claim('it fixes $b = 1$', 'd2lsupport.design (regnet_stages)',
+    Claim('a learning rate decaying from 0.1 to 0 along a cosine, then the error on the '
+          '10,000\ntest images', 'results/study-cost.jsonl (budget) and d2l.Recipe',
+          value=lambda: [f(cost_records()[0]['budget']['lr'], 1), '0',
+                         f'{cost_records()[0]["budget"]["val_size"]:,}']),
+    Claim('each space contributes\n64 networks whose cost lies within 10% of 0.5 million '
+          'multiply-adds (MFLOPs) per image', 'results/study-cost.jsonl',
+          value=lambda: [f(min(len(cost_errors(s)) for s in design.SPACES)),
+                         f(100 * cost_records()[0]['cost']['tolerance']),
+                         f(cost_records()[0]['cost']['mflops'], 1)],
+          holds=lambda: len({len(cost_errors(s)) for s in design.SPACES}) == 1 and all(
+              abs(r['complexity']['flops'] / 0.5e6 - 1) <= 0.1 for r in cost_records())),
+    Claim('We chose 0.5\nMFLOPs because it lies near the median cost of every space',
+          'median cost of 2,000 networks drawn from each whole space',
+          value=lambda: f(cost_records()[0]['cost']['mflops'], 1),
+          holds=lambda: all(0.3 <= whole_space_median_mflops(s) / 0.5 <= 1.5
+                            for s in design.SPACES)),
+    Claim('about one draw in\n12 to 21 is accepted', 'results/study-cost.jsonl (draws)',
+          value=lambda: [f(min(mean_draws(s) for s in design.SPACES)),
+                         f(max(mean_draws(s) for s in design.SPACES))]),
+    Claim('trains for one epoch in about 17 seconds on one core',
+          'results/study-cost.jsonl (median seconds, threads)',
+          value=lambda: f(np.median([r['seconds'] for r in cost_records()])),
+          holds=lambda: all(r['threads'] == 1 for r in cost_records())),
+    Claim('We chose 64 networks because the first study below, whose errors spread '
+          'similarly at similar cost, predicts bootstrap intervals of about $\\pm 0.5$ points '
+          'for the median shifts with 64 networks per space, against $\\pm 0.7$ with 32',
+          'study.expected_half_width on the first study (networks of 0.25 to 1 MFLOPs)',
+          value=lambda: ['64', f(first_study_half_width(64), 1), '64',
+                         f(first_study_half_width(32), 1), '32']),
+    Claim('The 384 networks took 98 minutes on two CPU cores, two at a\ntime',
+          'results/study-cost.jsonl (seconds over two workers)',
+          value=lambda: [f(len(cost_records())),
+                         f(sum(r['seconds'] for r in cost_records()) / 120)]),
+    Claim('compared in pairs: 64 networks per space within 10% of 0.5 MFLOPs',
+          'results/study-cost.jsonl',
+          value=lambda: [f(len(cost_errors('A'))), '10', '0.5']),
+    # the first study
+    Claim('drew 32\nnetworks at random from each space', 'results/study.jsonl',
+          value=lambda: f(min(len(e) for e in study.errors_by_space(study_records()).values()))),
+    Claim('its RegNetX still fixed $b = 1$', 'results/study.jsonl (configurations)',
           holds=lambda: all(s[3] == 1 for r in study_records() if r['space'] == 'RegNetX'
                             for s in r['config']['stages'])),
-    Claim('a learning rate decaying from\n0.1 to 0 along a cosine, then the error on the '
-          '10,000 test images', 'results/study.jsonl (budget)',
-          value=lambda: [f(study_records()[0]['budget']['lr'], 1), '0',
-                         f'{study_records()[0]["budget"]["val_size"]:,}']),
-    Claim('The 192 networks (32 per\nspace) took between 13 and 135 seconds each, 101 minutes '
-          'in all, or about 51 minutes on\ntwo CPU cores', 'results/study.jsonl (seconds)',
-          value=lambda: [f(len(study_records())), f(len(errors('A'))),
-                         f(min(r['seconds'] for r in study_records())),
-                         f(max(r['seconds'] for r in study_records())),
-                         f(sum(r['seconds'] for r in study_records()) / 60),
-                         f(sum(r['seconds'] for r in study_records()) / 120)]),
-    Claim('compared in pairs: 32 networks per space', 'results/study.jsonl',
-          value=lambda: f(len(errors('A')))),
-    Claim('the medians move by less than 0.4 points, well within what 32 samples per\n'
-          'space can resolve (both bootstrap intervals include zero)',
+    Claim('32 networks per space drawn from the whole spaces, with\ncosts from 0.05 to '
+          '13.63 MFLOPs', 'results/study.jsonl',
+          value=lambda: [f(len(errors('A'))),
+                         f(min(r['complexity']['flops'] for r in study_records()) / 1e6, 2),
+                         f(max(r['complexity']['flops'] for r in study_records()) / 1e6, 2)]),
+    Claim('the medians moved by less\nthan 0.4 points, well within what 32 samples per '
+          'space can resolve (both bootstrap\nintervals include zero)',
           'study.comparisons on results/study.jsonl', value=lambda: ['0.4', f(len(errors('A')))],
           holds=lambda: all(abs(median_shift(*p)[0]) < 0.4 and
                             median_shift(*p)[1][0] < 0 < median_shift(*p)[1][1]
                             for p in (('A', 'B'), ('B', 'C')))),
-    Claim('with a median error 1.1 points higher, and E wins\nback most of that (1.0 point)',
+    Claim('with a median error 1.1 points higher, and E winning back most of that (1.0 point)',
           'study.comparisons', value=lambda: [f(median_shift('C', 'D')[0], 1),
                                               f(-median_shift('D', 'E')[0], 1)]),
-    Claim('its median is a\npoint below E, and its best network has the lowest error of all 192',
-          'study.comparisons and study.summary',
-          value=lambda: f(len(study_records())),
-          holds=lambda: round(-median_shift('E', 'RegNetX')[0]) == 1 and
-          min(errors('RegNetX')) == min(r['error'] for r in study_records())),
-    Claim('the median network of\nD needs 0.16 million multiply-adds (MFLOPs) per image '
-          'against 0.48 million for C', 'study.comparisons',
-          value=lambda: [f(median_flops('D'), 2), f(median_flops('C'), 2)]),
-    Claim('over all 192 networks, the correlation between the\nerror and the logarithm of '
+    Claim('the median network of\nD needs 0.16 MFLOPs per image against 0.48 million for C',
+          'study.comparisons', value=lambda: [f(median_flops('D'), 2), f(median_flops('C'), 2)]),
+    Claim('over all 192 networks, the correlation between the error and the\nlogarithm of '
           'the FLOPs is $-0.74$', 'study.comparisons',
           value=lambda: [f(len(study_records())),
                          f(study.cost_residuals(study_records())[1], 2)]),
-    Claim('more than two orders\nof magnitude of FLOPs (0.05 to 13.63 million)',
+    Claim('more than two orders of magnitude\nof FLOPs (0.05 to 13.63 million)',
           'study.comparisons',
           value=lambda: [f(min(r['complexity']['flops'] for r in study_records()) / 1e6, 2),
                          f(max(r['complexity']['flops'] for r in study_records()) / 1e6, 2)],
           holds=lambda: max(r['complexity']['flops'] for r in study_records()) /
           min(r['complexity']['flops'] for r in study_records()) > 100),
-    Claim('fit a straight line of error against log FLOPs to\nall 192 networks',
+    Claim('fit a straight\nline of error against log FLOPs to all 192 networks',
           'results/study.jsonl', value=lambda: f(len(study_records()))),
-    Claim('The median residual is then $+0.2$ to\n$+0.4$ points for A, B and C, $-0.1$ for D, '
-          '$-0.6$ for E and $-0.9$ for RegNetX', 'study.comparisons',
+    Claim('The\nmedian residual is then $+0.2$ to $+0.4$ points for A, B and C, $-0.1$ for D, '
+          '$-0.6$ for E\nand $-0.9$ for RegNetX', 'study.comparisons',
           value=lambda: [signed(min(cost_corrected(s) for s in 'ABC')),
                          signed(max(cost_corrected(s) for s in 'ABC')),
                          signed(cost_corrected('D')), signed(cost_corrected('E')),
                          signed(cost_corrected('RegNetX'))]),
-    Claim('Our RegNetX fixes $b = 1$, while B to E draw $b$\nfrom $\\{1, 2, 4\\}$',
-          'd2lsupport.design', value=lambda: ['1'] + [f(b) for b in design.BOTTLENECK_RATIOS]),
-    Claim('the networks of B to E with $b = 1$\nhave a median error of 14.0%, against 14.6% for '
-          '$b = 2$ and 15.4% for $b = 4$', 'study.comparisons (last line)',
+    Claim('B to E drew $b$ from\n$\\{1, 2, 4\\}$ while its RegNetX fixed $b = 1$',
+          'results/study.jsonl (configurations)',
+          value=lambda: [f(b) for b in design.BOTTLENECK_RATIOS] + ['1']),
+    Claim('the networks of B to E with $b = 1$\nhad a median error of 14.0%, against 14.6% '
+          'for $b = 2$ and 15.4% for $b = 4$', 'study.comparisons (last line)',
           value=lambda: ['1', f(by_bottleneck(1), 1), f(by_bottleneck(2), 1), '2',
                          f(by_bottleneck(4), 1), '4']),
-    Claim('with 32 samples per space trust differences of about a\npoint, not less',
+    Claim('(with 32 per space,\nabout a point)',
           'study.comparisons: the half-widths of the five intervals',
           value=lambda: f(len(errors('A'))),
           holds=lambda: all(0.5 <= (median_shift(*p)[1][1] - median_shift(*p)[1][0]) / 2 <= 1.0
                             for p in study.COMPARISONS)),
-    Claim('on the first 10,000 training images', 'definition: the live-study cell '
-          '(num_train=10_000)'),
-    Claim("its errors with the study's (0.11 to 0.21)", 'results/study.jsonl',
-          value=lambda: [f(min(r['error'] for r in study_records()), 2),
-                         f(max(r['error'] for r in study_records()), 2)]),
-    Claim('all 60,000 images', 'results/study.jsonl (budget)',
-          value=lambda: f'{study_records()[0]["budget"]["train_size"]:,}'),
+    # the live study
+    Claim('draw a few networks of 0.5 MFLOPs', 'definition: the live-study cell (mflops=0.5)'),
+    Claim('for one epoch on the first 10,000 training images', 'definition: the live-study '
+          'cell (num_train=10_000)'),
 ]
 
 # RegNet: the width rule (d2lsupport.design, printed by the chapter's cells).

@@ -66,11 +66,11 @@ def input_shape(owner, value):
     return tuple(int(v) for v in value)
 
 
-def resnext_block(num_channels, groups, bot_mul, strides, se_ratio):
+def resnext_block(num_channels, group_width, bot_mul, strides, se_ratio):
     """A ResNeXt block's arguments checked: (bottleneck channels, stride as an int)."""
     owner = 'ResNeXtBlock'
     positive_int(owner, 'num_channels', num_channels)
-    positive_int(owner, 'groups (the group width)', groups)
+    positive_int(owner, 'group_width', group_width)
     positive_number(owner, 'bot_mul', bot_mul)
     fraction(owner, 'se_ratio', se_ratio)
-    return grouped_bottleneck(num_channels, groups, bot_mul), stride(owner, strides)
+    return grouped_bottleneck(num_channels, group_width, bot_mul), stride(owner, strides)

@@ -188,14 +188,15 @@ class SqueezeExcitation(nn.Module):
 class ResNeXtBlock(nn.Module):
     """Bottleneck residual block with a grouped 3x3 convolution.
 
-    `groups` is the group width (channels per group), so the 3x3 convolution
-    has ``bot_channels // groups`` groups; see `_GroupedConv3x3` for how it runs.
+    `group_width` is the channels per group, so the 3x3 convolution has
+    ``bot_channels // group_width`` groups; see `_GroupedConv3x3` for how it runs.
+
     With ``se_ratio > 0`` (RegNetY) a squeeze-and-excitation unit follows the
     grouped convolution; it squeezes to ``round(se_ratio * c_in)`` channels,
     c_in being the width of the block input.
     """
     num_channels: int
-    groups: int
+    group_width: int
     bot_mul: float
     use_1x1conv: bool = False
     strides: int = 1
@@ -203,16 +204,16 @@ class ResNeXtBlock(nn.Module):
     training: bool = True
 
     def __post_init__(self):
-        checks.resnext_block(self.num_channels, self.groups, self.bot_mul, self.strides,
+        checks.resnext_block(self.num_channels, self.group_width, self.bot_mul, self.strides,
                              self.se_ratio)
         super().__post_init__()
 
     @nn.compact
     def __call__(self, X):
-        bot_channels, strides = checks.resnext_block(self.num_channels, self.groups,
+        bot_channels, strides = checks.resnext_block(self.num_channels, self.group_width,
                                                      self.bot_mul, self.strides, self.se_ratio)
         Y = nn.relu(_batch_norm(self.training)(_conv(bot_channels)(X)))
-        Y = _GroupedConv3x3(bot_channels, self.groups, strides)(Y)
+        Y = _GroupedConv3x3(bot_channels, self.group_width, strides)(Y)
         Y = nn.relu(_batch_norm(self.training)(Y))
         if self.se_ratio:
             Y = SqueezeExcitation(self.se_ratio)(Y, X)
@@ -228,7 +229,7 @@ __getattr__ = chapter_classes(__name__)
 
 
 def anynet(config, num_classes=10, se_ratio=0.0, lr=0.1):
-    """The chapter's `AnyNet` for a configuration of `d2lsupport.design`."""
+    """The chapter's `AnyNet` for a `d2lsupport.design.AnyNetConfig`."""
     return __getattr__('AnyNet')(**anynet_arguments(config), lr=lr,
                                  num_classes=num_classes, se_ratio=se_ratio)
 

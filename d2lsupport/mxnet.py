@@ -163,8 +163,8 @@ def _relu(F, X):
 class ResNeXtBlock(nn.HybridBlock):
     """Bottleneck residual block with a grouped 3x3 convolution.
 
-    `groups` is the group width (channels per group), so the 3x3 convolution
-    has ``bot_channels // groups`` groups. MXNet's native grouped Conv2D
+    `group_width` is the channels per group, so the 3x3 convolution has
+    ``bot_channels // group_width`` groups. MXNet's native grouped Conv2D
     (oneDNN) is the fastest formulation measured on a CPU (BENCHMARKS.md,
     "Formulations measured"). With ``se_ratio > 0``
     (RegNetY) a squeeze-and-excitation unit follows the grouped convolution;
@@ -172,14 +172,14 @@ class ResNeXtBlock(nn.HybridBlock):
     of the block input, read at the first call.
     """
 
-    def __init__(self, num_channels, groups, bot_mul, use_1x1conv=False, strides=1,
+    def __init__(self, num_channels, group_width, bot_mul, use_1x1conv=False, strides=1,
                  se_ratio=0.0):
         super().__init__()
-        bot_channels, strides = checks.resnext_block(num_channels, groups, bot_mul, strides,
+        bot_channels, strides = checks.resnext_block(num_channels, group_width, bot_mul, strides,
                                                      se_ratio)
         self.conv1 = nn.Conv2D(bot_channels, kernel_size=1)
         self.conv2 = nn.Conv2D(bot_channels, kernel_size=3, strides=strides,
-                               padding=1, groups=bot_channels // groups)
+                               padding=1, groups=bot_channels // group_width)
         self.conv3 = nn.Conv2D(num_channels, kernel_size=1)
         self.bn1, self.bn2, self.bn3 = nn.BatchNorm(), nn.BatchNorm(), nn.BatchNorm()
         self.se = SqueezeExcitation(se_ratio) if se_ratio else None
@@ -205,7 +205,7 @@ __getattr__ = chapter_classes(__name__)
 
 
 def anynet(config, num_classes=10, se_ratio=0.0, lr=0.1):
-    """The chapter's `AnyNet` for a configuration of `d2lsupport.design`."""
+    """The chapter's `AnyNet` for a `d2lsupport.design.AnyNetConfig`."""
     return __getattr__('AnyNet')(**anynet_arguments(config), lr=lr,
                                  num_classes=num_classes, se_ratio=se_ratio)
 

@@ -1,43 +1,43 @@
 """A design-space study: sample networks from design spaces, train each one
-briefly on Fashion-MNIST (PyTorch) and compare the spaces' error EDFs.
+briefly on Fashion-MNIST with a framework's Trainer and compare the spaces'
+error EDFs.
 
-    python -m d2lsupport.study run --out results/study.jsonl -n 32
-    python -m d2lsupport.study plot results/study.jsonl --out img/edf-study.svg
+    python -m d2lsupport.study run --out results/study-cost.jsonl -n 64 --mflops 0.5
+    python -m d2lsupport.study plot results/study-cost.jsonl --out img/edf-study-cost.svg
 
 **Tasks.** Model `index` of design space `space` draws its configuration
-(`design.sample_config`) and its training seed (weight initialization and
-minibatch order) from ``SeedSequence((seed, SPACES.index(space), index))``,
-so a study is the same whatever the order, the number of workers, or how
-often it was interrupted. Tasks run interleaved: model 0 of every space,
-then model 1, ..., so a partial study has about equal samples per space.
+and its training seed (weight initialization and minibatch order) from
+``SeedSequence((seed, SPACES.index(space), index))``, so a study is the same
+whatever the order, the number of workers, or how often it was interrupted.
+With ``--mflops`` (a `Cost`) the configuration is drawn from the space's own
+distribution until one lies within the tolerance of that cost
+(`design.sample_at_cost`), as the paper compares spaces within one band of
+flops; the record keeps how many draws that took. Tasks run interleaved:
+model 0 of every space, then model 1, ..., so a partial study has about
+equal samples per space.
 
-**Budget** (multi-fidelity: a cheap proxy for full training, see
-`StudyBudget`). Every model trains 1 epoch (469 steps) on all 60,000
-training images at their native 28 x 28, in minibatches of 128, with the
-paper's low-fidelity recipe shrunk: SGD with Nesterov momentum, lr 0.1,
-weight decay 5e-5, cosine decay to 0. Its error is measured on all 10,000
-test images (standard error about 0.35 points at 15% error). Why not smaller
-images: the design spaces of `design` are sized for 28 px (three stages
-leave 2 x 2 maps), and these small networks cost mostly per layer call, not
-per pixel: over 12 sampled models an epoch took 14-42 s of CPU time on one
-thread (mean 23 s), fitting about 14 s per model plus 22 s per MFLOP, so a
-16 px resize would save little. Why one epoch: a fit on those 12 models
-predicts 25-29 s on average for the 192 models of a study of 32 per space,
-about 45 minutes on two idle cores; two epochs (``--epochs 2``) double that.
-With the same number of threads a model gives the same numbers anywhere.
+**Budget** (`StudyBudget`; a cheap proxy for full training, which the
+paper's second assumption allows and `rank_agreement` tests): by default one
+epoch on all 60,000 training images at their native 28 x 28, in minibatches
+of 128, trained with the framework's Trainer and the default `Recipe` (SGD
+with Nesterov momentum 0.9, weight decay 5e-5, the learning rate decaying
+from 0.1 to 0 along a cosine), then the error on all 10,000 test images. The
+design spaces of `design` are sized for 28 px: three stages leave 2 x 2 maps.
+With the same framework and number of threads a model gives the same numbers
+on every run.
 
 **Results** are JSON Lines, one record per finished model, appended and
 flushed to disk (fsync) one whole line at a time by the main process. A run
 first drops an incomplete last line left by a crash, then skips every
 (space, index) already in the file: an interrupted study resumes without
-losing or repeating a finished model. Records of another seed, budget or
-framework in the same file are an error.
+losing or repeating a finished model. Records of another seed, cost, budget
+or framework in the same file are an error.
 
-**Workers.** Local worker processes (``--workers``, each with ``--threads``
-threads for PyTorch), or with ``--cluster ADDRESS`` the workers of an
-existing Dask distributed cluster (``pip install d2lsupport[cluster]``);
-every worker needs d2lsupport, PyTorch and the Fashion-MNIST files (see
-`d2lsupport.data`).
+**Workers.** Local worker processes (``--workers``, each limited to
+``--threads`` threads before its framework loads, see `core.limit_threads`),
+or with ``--cluster ADDRESS`` the workers of an existing Dask distributed
+cluster (``pip install d2lsupport[cluster]``); every worker needs
+d2lsupport, the framework and the Fashion-MNIST files (see `d2lsupport.data`).
 """
 import argparse
 import dataclasses
@@ -62,7 +62,11 @@ from .trainer import RESULTS_DIR
 FRAMEWORK = 'pytorch'
 CONNECT_TIMEOUT = '10s'   # to reach a Dask scheduler
 COMPARISONS = (('A', 'B'), ('B', 'C'), ('C', 'D'), ('D', 'E'), ('E', 'RegNetX'))
-RESULTS_FILE = os.path.join(RESULTS_DIR, 'study.jsonl')  # the study shipped with the chapter
+# The studies shipped with the chapter: the first one, over whole spaces; the one at
+# equal cost; and its first networks retrained with a four times longer budget.
+RESULTS_FILE = os.path.join(RESULTS_DIR, 'study.jsonl')
+COST_FILE = os.path.join(RESULTS_DIR, 'study-cost.jsonl')
+LONG_FILE = os.path.join(RESULTS_DIR, 'study-long.jsonl')
 
 
 class StudyError(RuntimeError):
@@ -156,7 +160,7 @@ def run_task(task, budget, framework=FRAMEWORK, threads=1):
     start = time.perf_counter()
     trainer.fit(d2l.anynet(task['config'], lr=budget.lr), data)
     return {'space': task['space'], 'index': task['index'], 'seed': task['seed'],
-            'config': task['config'], 'cost': task['cost'], 'draws': task['draws'],
+            'config': task['config'].to_json(), 'cost': task['cost'], 'draws': task['draws'],
             'complexity': design.complexity(task['config'], image_size=budget.image_size),
             'error': 1 - trainer.val_acc,
             'train_loss': trainer.train_loss if math.isfinite(trainer.train_loss) else None,
@@ -334,13 +338,20 @@ def plot_comparisons(records, pairs=COMPARISONS):
 
 
 def summary(records):
-    """One line per design space: sample size, best, median and mean error, time."""
-    lines = [f'{"space":<10}{"n":>4}{"best":>8}{"median":>8}{"mean":>8}{"s/model":>9}']
+    """One line per design space: sample size, best, median and mean error, the
+    median training time of a network and, for a study at equal cost, how many
+    networks of the space were drawn per accepted one (mean)."""
+    at_cost = any(r.get('cost') for r in records)
+    lines = [f'{"space":<10}{"n":>4}{"best":>8}{"median":>8}{"mean":>8}{"s/model":>9}'
+             + (f'{"draws":>7}' if at_cost else '')]
     for space, errors in errors_by_space(records).items():
         s = design.edf_summary(errors)
-        seconds = np.median([r['seconds'] for r in records if r['space'] == space])
-        lines.append(f'{space:<10}{s["n"]:>4}{s["min"]:>8.3f}{s["median"]:>8.3f}'
-                     f'{s["mean"]:>8.3f}{seconds:>9.1f}')
+        mine = [r for r in records if r['space'] == space]
+        line = (f'{space:<10}{s["n"]:>4}{s["min"]:>8.3f}{s["median"]:>8.3f}{s["mean"]:>8.3f}'
+                f'{np.median([r["seconds"] for r in mine]):>9.1f}')
+        if at_cost:
+            line += f'{np.mean([r["draws"] for r in mine]):>7.1f}'
+        lines.append(line)
     return '\n'.join(lines)
 
 
@@ -352,6 +363,18 @@ def median_shift(before, after, rng, draws=4000):
     return np.median(after) - np.median(before), np.percentile(shifts, [2.5, 97.5])
 
 
+def expected_half_width(errors, n, seed=0, repeats=20, draws=1000):
+    """The half-width (median over `repeats` simulated studies) of the 95%
+    bootstrap interval of a median shift between two spaces of `n` networks
+    each, whose errors spread like `errors`: for choosing a study's size."""
+    rng = np.random.default_rng(seed)
+    widths = []
+    for _ in range(repeats):
+        _, (low, high) = median_shift(rng.choice(errors, n), rng.choice(errors, n), rng, draws)
+        widths.append((high - low) / 2)
+    return float(np.median(widths))
+
+
 def cost_residuals(records):
     """Errors minus a straight-line fit of error against log FLOPs over all
     `records`; returns (residuals, correlation of error with log FLOPs)."""
@@ -359,6 +382,41 @@ def cost_residuals(records):
     errors = np.array([r['error'] for r in records])
     slope, intercept = np.polyfit(log_flops, errors, 1)
     return errors - (intercept + slope * log_flops), np.corrcoef(log_flops, errors)[0, 1]
+
+
+def average_ranks(values):
+    """Ranks 0 .. n-1 of `values`; tied values share the mean of their ranks."""
+    values = np.asarray(values, dtype=float)
+    ranks = np.empty(values.size)
+    ranks[np.argsort(values, kind='stable')] = np.arange(values.size)
+    for value in np.unique(values):
+        tied = values == value
+        ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def spearman(x, y):
+    """Spearman's rank correlation of two equally long sequences."""
+    return float(np.corrcoef(average_ranks(x), average_ranks(y))[0, 1])
+
+
+def rank_agreement(short, long, seed=0, draws=4000):
+    """How well the errors after a short budget rank the networks as a longer
+    budget does (the paper's second assumption). `short` and `long` are records
+    of the same study (same seed and cost) with different budgets; networks are
+    matched by (space, index). Returns (number of networks, Spearman's rho,
+    its 95% bootstrap interval over the networks)."""
+    by_key = {(r['space'], r['index']): r['error'] for r in short}
+    pairs = [(by_key[(r['space'], r['index'])], r['error']) for r in long
+             if (r['space'], r['index']) in by_key]
+    if len(pairs) < 3:
+        raise StudyError('the two studies share fewer than 3 networks; train the longer '
+                         'budget with the same --seed and --mflops')
+    x, y = np.array(pairs).T
+    rng = np.random.default_rng(seed)
+    samples = [rng.integers(len(x), size=len(x)) for _ in range(draws)]
+    rhos = [spearman(x[i], y[i]) for i in samples if np.ptp(x[i]) and np.ptp(y[i])]
+    return len(x), spearman(x, y), tuple(np.percentile(rhos, [2.5, 97.5]))
 
 
 def errors_by_bottleneck(records, spaces=('B', 'C', 'D', 'E')):

@@ -3,6 +3,8 @@
 Import it as ``from d2lsupport import tensorflow as d2l``; the other framework
 modules offer the same names. Images are NHWC (channels last).
 """
+import random
+
 import tensorflow as tf
 
 from . import checks
@@ -158,8 +160,8 @@ class SqueezeExcitation(tf.keras.layers.Layer):
 class ResNeXtBlock(tf.keras.layers.Layer):
     """Bottleneck residual block with a grouped 3x3 convolution.
 
-    `groups` is the group width (channels per group), so the 3x3 convolution
-    has ``bot_channels // groups`` groups. It is a `SplitGroupConv2D`, one
+    `group_width` is the channels per group, so the 3x3 convolution has
+    ``bot_channels // group_width`` groups. It is a `SplitGroupConv2D`, one
     convolution per group: on a CPU, Keras's native ``Conv2D(groups=...)`` is
     ten times slower (BENCHMARKS.md, "Formulations measured"). With
     ``se_ratio > 0`` (RegNetY) a squeeze-and-excitation unit follows the
@@ -167,10 +169,10 @@ class ResNeXtBlock(tf.keras.layers.Layer):
     c_in being the width of the block input.
     """
 
-    def __init__(self, num_channels, groups, bot_mul, use_1x1conv=False, strides=1,
+    def __init__(self, num_channels, group_width, bot_mul, use_1x1conv=False, strides=1,
                  se_ratio=0.0):
         super().__init__()
-        self.bot_channels, strides = checks.resnext_block(num_channels, groups, bot_mul,
+        self.bot_channels, strides = checks.resnext_block(num_channels, group_width, bot_mul,
                                                           strides, se_ratio)
         self.se = SqueezeExcitation(se_ratio) if se_ratio else None
         self.conv1 = tf.keras.layers.Conv2D(self.bot_channels, 1)
@@ -178,7 +180,7 @@ class ResNeXtBlock(tf.keras.layers.Layer):
         # would pad only bottom and right for stride 2 and shift the samples.
         self.pad = tf.keras.layers.ZeroPadding2D(1)
         self.conv2 = SplitGroupConv2D(self.bot_channels, 3, strides=strides,
-                                      groups=self.bot_channels // groups)
+                                      groups=self.bot_channels // group_width)
         self.conv3 = tf.keras.layers.Conv2D(num_channels, 1)
         self.bn1, self.bn2, self.bn3 = FusedBatchNorm(), FusedBatchNorm(), FusedBatchNorm()
         if use_1x1conv:
@@ -203,7 +205,7 @@ __getattr__ = chapter_classes(__name__)
 
 
 def anynet(config, num_classes=10, se_ratio=0.0, lr=0.1):
-    """The chapter's `AnyNet` for a configuration of `d2lsupport.design`."""
+    """The chapter's `AnyNet` for a `d2lsupport.design.AnyNetConfig`."""
     return __getattr__('AnyNet')(**anynet_arguments(config), lr=lr,
                                  num_classes=num_classes, se_ratio=se_ratio)
 
@@ -224,7 +226,16 @@ class Trainer(BaseTrainer):
         self.weight_decay = recipe.weight_decay if recipe else 0.0
 
     def seed_initialization(self, seed):
+        """Keras draws the seed of each initializer from Python's `random` when
+        the layer is made, before the Trainer sees the model; so the layers that
+        are not built yet get their initializers' seeds drawn anew, in order."""
         tf.keras.utils.set_random_seed(seed)
+        draw = random.Random(seed)
+        for layer in self.model._flatten_layers():
+            for value in vars(layer).values():
+                if (isinstance(value, tf.keras.initializers.Initializer)
+                        and isinstance(getattr(value, 'seed', None), int)):
+                    value.seed = draw.randint(1, 10 ** 9)
 
     def recipe_optimizer(self, model, steps):
         """Keras's SGD keeps the learning rate inside its momentum, which differs

@@ -172,7 +172,9 @@ class BaseTrainer(HyperParameters):
         """What a checkpoint must agree with to be resumed."""
         return {'model': type(self.model).__name__, 'framework': self.framework,
                 'epochs_planned': self.max_epochs, 'batch_size': self.data.batch_size,
-                'resize': list(self.data.resize), 'lr': getattr(self.model, 'lr', None)}
+                'resize': list(self.data.resize), 'lr': getattr(self.model, 'lr', None),
+                'recipe': None if self.recipe is None else dataclasses.asdict(self.recipe),
+                'seed': self.seed}
 
     def _save_checkpoint(self):
         path = self._path('ckpt.npz')

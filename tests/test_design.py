@@ -11,12 +11,12 @@ from hypothesis import given, settings, strategies as st
 from d2lsupport import design
 from d2lsupport.design import (
     BOTTLENECK_RATIOS, DEPTHS, GROUP_WIDTHS, NUM_STAGES, SPACES, STEM_WIDTH,
-    WIDTHS, complexity, config_from_json, edf, edf_summary, plot_edfs,
+    WIDTHS, AnyNetConfig, complexity, edf, edf_summary, plot_edfs,
     regnet_widths, sample_config)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REGNETX32 = design.REGNETX32
-TINY = {'stem_width': 8, 'stages': [(1, 16, 4, 2)]}
+TINY = AnyNetConfig(8, [(1, 16, 4, 2)])
 
 # ---------------------------------------------------------------- width rule
 
@@ -74,8 +74,8 @@ def test_regnet_widths_rejects_bad_parameters(args):
 # ------------------------------------------------------------------ samplers
 
 def check_in_space(config, space):
-    stages = config['stages']
-    assert config['stem_width'] == STEM_WIDTH and len(stages) == NUM_STAGES
+    stages = config.stages
+    assert config.stem_width == STEM_WIDTH and len(stages) == NUM_STAGES
     for d, w, g, b in stages:
         assert DEPTHS[0] <= d <= DEPTHS[1]
         assert WIDTHS[0] <= w <= WIDTHS[1] and w % 8 == 0
@@ -91,11 +91,36 @@ def check_in_space(config, space):
     if space == 'E':
         assert list(depths) == sorted(depths)
     if space == 'RegNetX':
-        p = config['regnet']
-        assert set(ratios) == {1} and set(groups) == {p['group_width']}
+        p = config.regnet
+        assert set(ratios) == {p['bottleneck']} and set(groups) == {p['group_width']}
         assert sum(depths) == p['depth']
-        net = regnet_widths(p['w0'], p['wa'], p['wm'], p['depth'], p['group_width'])
+        net = regnet_widths(p['w0'], p['wa'], p['wm'], p['depth'], p['group_width'],
+                            p['bottleneck'])
         assert (net['depths'], net['widths']) == (list(depths), list(widths))
+
+
+def test_regnetx_draws_every_bottleneck_ratio_as_anynetx_e():
+    rng = np.random.default_rng(0)
+    ratios = {sample_config('RegNetX', rng).stages[0].bottleneck for _ in range(60)}
+    assert ratios == set(BOTTLENECK_RATIOS)
+
+
+@pytest.mark.parametrize('space', SPACES)
+def test_networks_at_one_cost_are_drawn_from_the_space(space):
+    config, draws = design.sample_at_cost(space, np.random.default_rng(7), 0.5, 0.1)
+    check_in_space(config, space)
+    assert abs(design.complexity(config)['flops'] / 0.5e6 - 1) <= 0.1
+    # the rejected draws are the space's own: redrawing with the same generator
+    # gives draws - 1 networks outside the band, then this one
+    rng = np.random.default_rng(7)
+    outside = [sample_config(space, rng) for _ in range(draws - 1)]
+    assert all(abs(design.complexity(c)['flops'] / 0.5e6 - 1) > 0.1 for c in outside)
+    assert sample_config(space, rng) == config
+
+
+def test_a_cost_that_the_space_never_reaches_is_a_clear_error():
+    with pytest.raises(ValueError, match='no network within 10% of 500 MFLOPs in 50 draws'):
+        design.sample_at_cost('A', np.random.default_rng(0), 500, max_draws=50)
 
 
 @settings(max_examples=150, deadline=None)
@@ -111,13 +136,13 @@ def test_samples_respect_their_space(seed, space):
 def test_sampling_is_deterministic(seed, space):
     first = sample_config(space, np.random.default_rng(seed))
     assert first == sample_config(space, np.random.default_rng(seed))
-    assert config_from_json(json.dumps(first)) == first
+    assert AnyNetConfig.from_json(json.dumps(first.to_json())) == first
 
 
 def test_samples_vary():
     rng = np.random.default_rng(0)
     for space in SPACES:
-        configs = {json.dumps(sample_config(space, rng)) for _ in range(20)}
+        configs = {json.dumps(sample_config(space, rng).to_json()) for _ in range(20)}
         assert len(configs) > 10
 
 
@@ -193,9 +218,19 @@ def test_odd_sizes_round_up():
     assert (cx['h'], cx['w'], cx['flops']) == (4, 4, 16 * 9)
 
 
-def test_complexity_rejects_invalid_config():
-    with pytest.raises(ValueError, match='group width'):
-        complexity({'stem_width': 16, 'stages': [(1, 24, 16, 1)]})
+def test_an_unbuildable_configuration_is_an_error():
+    with pytest.raises(ValueError, match='stage 1 .* group width 16 must divide'):
+        AnyNetConfig(16, [(1, 24, 16, 1)])
+    with pytest.raises(ValueError, match='need a positive stem width'):
+        AnyNetConfig(0, [(1, 24, 8, 1)])
+
+
+def test_a_configuration_survives_the_trip_through_json():
+    config = sample_config('RegNetX', np.random.default_rng(5))
+    data = json.loads(json.dumps(config.to_json()))
+    assert data['stages'] == [list(s) for s in config.stages] and 'regnet' in data
+    assert AnyNetConfig.from_json(data) == config
+    assert AnyNetConfig.from_json(data).stages[0].group_width == config.regnet['group_width']
 
 
 # ----------------------------------------------------------------------- CLI
@@ -217,7 +252,7 @@ def test_cli():
     out = run_cli('sample', '--space', 'E', '--seed', '3', '-n', '4')
     lines = out.stdout.splitlines()
     rng = np.random.default_rng(3)
-    assert [config_from_json(s) for s in lines] == [
+    assert [AnyNetConfig.from_json(s) for s in lines] == [
         sample_config('E', rng) for _ in range(4)]
 
 

@@ -37,8 +37,8 @@ def test_regnetx32_has_the_same_parameters_in_every_framework(d2l, framework):
 def test_regnetx32_is_the_design_space_configuration(d2l, framework):
     model = make_model(d2l.RegNetX32, framework)
     arguments = design.anynet_arguments(design.REGNETX32)
-    assert (tuple(model.arch), model.stem_channels) == \
-        (arguments['arch'], arguments['stem_channels'])
+    assert (tuple(model.arch), model.stem_width) == \
+        (arguments['arch'], arguments['stem_width'])
 
 
 def test_layer_summary_halves_resolution_and_widens_channels(d2l, framework, capsys):
@@ -76,7 +76,7 @@ def test_regnety_squeezes_a_quarter_of_each_block_input(d2l, framework):
 
 
 def test_too_small_se_ratio_is_an_error(d2l, framework):
-    model = d2l.anynet({'stem_width': 8, 'stages': [(1, 8, 8, 1)]}, se_ratio=0.01)
+    model = d2l.anynet(design.AnyNetConfig(8, [(1, 8, 8, 1)]), se_ratio=0.01)
     with pytest.raises(ValueError, match='no squeeze channel'):
         d2l.param_count(model, image_shape(framework, 1, 28))
 
@@ -123,27 +123,70 @@ def test_trainer_trains_on_a_gpu_exactly_when_one_is_asked_for_and_found(
     assert warned == (asked and not found)
 
 
-def seed_framework(framework):
-    """Make the next model's initialization the same as the last seeded one's."""
-    if framework == 'pytorch':
-        import torch
-        torch.manual_seed(0)
-    elif framework == 'mxnet':
-        import mxnet
-        mxnet.random.seed(0)
-    elif framework == 'tensorflow':
-        import tensorflow
-        tensorflow.keras.utils.set_random_seed(0)
-    # JAX: the Trainer initializes from PRNGKey(0) every time
-
-
-def tiny_fit(d2l, framework, epochs=2):
-    seed_framework(framework)
+def tiny_fit(d2l, framework, epochs=2, recipe=None, seed=0):
     model = d2l.AnyNet(((1, 16, 8, 1),), 8, lr=0.05)
-    trainer = d2l.Trainer(max_epochs=epochs)
+    trainer = d2l.Trainer(max_epochs=epochs, recipe=recipe, seed=seed)
     trainer.fit(model, d2l.FashionMNIST(batch_size=64, resize=(28, 28), num_train=320,
                                         num_val=128))
     return trainer
+
+
+def test_the_seed_fixes_the_initialization(d2l, framework, mirror, monkeypatch):
+    monkeypatch.delenv('D2L_SMALL_BUDGET', raising=False)
+    first, again, other = (tiny_fit(d2l, framework, 1, seed=seed) for seed in (3, 3, 4))
+    assert again.train_loss == pytest.approx(first.train_loss, rel=1e-5)
+    assert other.train_loss != pytest.approx(first.train_loss, rel=1e-3)
+
+
+PLAIN_SGD = dict(momentum=0.0, nesterov=False, weight_decay=0.0, cosine=False)
+
+
+def test_a_recipe_of_plain_sgd_trains_as_the_models_own_optimizer(d2l, framework, mirror,
+                                                                   monkeypatch):
+    monkeypatch.delenv('D2L_SMALL_BUDGET', raising=False)
+    own = tiny_fit(d2l, framework, 1)
+    recipe = tiny_fit(d2l, framework, 1, d2l.Recipe(**PLAIN_SGD))
+    assert recipe.train_loss == pytest.approx(own.train_loss, rel=1e-4)
+    assert recipe.val_loss == pytest.approx(own.val_loss, rel=1e-4)
+
+
+def test_every_part_of_the_recipe_changes_training(d2l, framework, mirror, monkeypatch):
+    monkeypatch.delenv('D2L_SMALL_BUDGET', raising=False)
+    parts = [{}, dict(momentum=0.9), dict(momentum=0.9, nesterov=True),
+             dict(weight_decay=0.5), dict(cosine=True)]
+    losses = [tiny_fit(d2l, framework, 1, d2l.Recipe(**{**PLAIN_SGD, **part})).val_loss
+              for part in parts]
+    assert all(a != pytest.approx(b, rel=1e-6) for i, a in enumerate(losses)
+               for b in losses[i + 1:]), losses
+
+
+def next_learning_rate(trainer, framework):
+    """The learning rate that the Trainer's next step would use."""
+    if framework == 'pytorch':
+        return trainer.optim.param_groups[0]['lr']
+    if framework == 'mxnet':
+        optimizer = trainer.optim.optimizer
+        return optimizer.lr_scheduler(optimizer.num_update + 1)
+    if framework == 'tensorflow':
+        return float(trainer.optim.learning_rate)
+    import optax
+    count = optax.tree_utils.tree_get(trainer.opt_state, 'count')
+    return float(optax.cosine_decay_schedule(trainer.model.lr, 5)(count))
+
+
+def test_the_cosine_recipe_decays_to_zero_over_the_whole_fit(d2l, framework, mirror,
+                                                           monkeypatch):
+    monkeypatch.delenv('D2L_SMALL_BUDGET', raising=False)
+    trainer = tiny_fit(d2l, framework, 1, d2l.Recipe())    # 5 steps of 64 images
+    assert next_learning_rate(trainer, framework) == pytest.approx(0, abs=1e-9)
+    recipe = d2l.Recipe()
+    assert [recipe.learning_rate(0.05, k, 4) for k in (0, 2, 4, 9)] == pytest.approx(
+        [0.05, 0.025, 0, 0])
+
+
+def test_a_recipe_with_nesterov_needs_momentum(d2l, framework):
+    with pytest.raises(ValueError, match='Recipe: nesterov needs a momentum'):
+        d2l.Recipe(momentum=0.0)
 
 
 def test_a_stopped_run_resumes_where_it_stopped(d2l, framework, mirror, monkeypatch,
@@ -217,21 +260,21 @@ def block_output_shape(framework, block, X_shape):
     return tuple(block(tf.zeros(X_shape)).shape)
 
 
-@pytest.mark.parametrize('c_in, num_channels, groups, bot_mul, use_1x1conv, strides', [
+@pytest.mark.parametrize('c_in, num_channels, group_width, bot_mul, use_1x1conv, strides', [
     (16, 16, 8, 1, False, 1), (16, 16, 4, 0.25, False, 1), (16, 32, 16, 1, True, 2),
     (8, 32, 2, 0.25, True, 2), (16, 24, 8, 1, True, 1), (8, 8, 1, 0.5, True, 2)])
-def test_resnext_block_shapes(d2l, framework, c_in, num_channels, groups, bot_mul,
+def test_resnext_block_shapes(d2l, framework, c_in, num_channels, group_width, bot_mul,
                               use_1x1conv, strides):
-    block = d2l.ResNeXtBlock(num_channels, groups, bot_mul, use_1x1conv, strides)
+    block = d2l.ResNeXtBlock(num_channels, group_width, bot_mul, use_1x1conv, strides)
     out = block_output_shape(framework, block, image_shape(framework, 2, 12, c_in))
     assert out == image_shape(framework, 2, 12 // strides, num_channels)
 
 
-@pytest.mark.parametrize('num_channels, groups, bot_mul', [(32, 12, 1), (16, 8, 0.25)])
+@pytest.mark.parametrize('num_channels, group_width, bot_mul', [(32, 12, 1), (16, 8, 0.25)])
 def test_resnext_block_rejects_widths_that_do_not_split_into_groups(
-        d2l, framework, num_channels, groups, bot_mul):
+        d2l, framework, num_channels, group_width, bot_mul):
     with pytest.raises(ValueError, match='do not split into groups'):
-        block = d2l.ResNeXtBlock(num_channels, groups, bot_mul, True, 2)
+        block = d2l.ResNeXtBlock(num_channels, group_width, bot_mul, True, 2)
         block_output_shape(framework, block, image_shape(framework, 2, 8, 8))
 
 
@@ -268,18 +311,23 @@ def test_squeeze_excitation_squeezes_a_share_of_the_block_input(d2l, framework):
 
 
 BAD_ARGUMENTS = [
-    ('ResNeXtBlock', dict(num_channels=0, groups=8, bot_mul=1), 'num_channels must be a positive integer'),
-    ('ResNeXtBlock', dict(num_channels=16, groups=2.5, bot_mul=1), 'groups (the group width) must be'),
-    ('ResNeXtBlock', dict(num_channels=16, groups=8, bot_mul='1'), 'bot_mul must be a positive number'),
-    ('ResNeXtBlock', dict(num_channels=16, groups=8, bot_mul=1, strides=(2, 1)),
+    ('ResNeXtBlock', dict(num_channels=0, group_width=8, bot_mul=1), 'num_channels must be a positive integer'),
+    ('ResNeXtBlock', dict(num_channels=16, group_width=2.5, bot_mul=1), 'group_width must be'),
+    ('ResNeXtBlock', dict(num_channels=16, group_width=8, bot_mul='1'), 'bot_mul must be a positive number'),
+    ('ResNeXtBlock', dict(num_channels=16, group_width=8, bot_mul=1, strides=(2, 1)),
      'strides must be a positive integer or a pair of equal ones'),
-    ('ResNeXtBlock', dict(num_channels=16, groups=8, bot_mul=1, se_ratio=4),
+    ('ResNeXtBlock', dict(num_channels=16, group_width=8, bot_mul=1, se_ratio=4),
      'se_ratio must be a number from 0 to 1'),
     ('SqueezeExcitation', dict(se_ratio=-0.25), 'se_ratio must be a number from 0 to 1'),
     ('Trainer', dict(max_epochs=0), 'max_epochs must be a positive integer'),
     ('Trainer', dict(max_epochs=1, num_gpus=-1), 'num_gpus must be an integer >= 0'),
     ('FashionMNIST', dict(batch_size=0), 'batch_size must be a positive integer'),
     ('FashionMNIST', dict(resize=(96,)), 'resize must be a (height, width) pair'),
+    ('anynet', dict(config={'stem_width': 8, 'stages': [(1, 8, 8, 1)]}),
+     'config must be a d2lsupport.design.AnyNetConfig'),
+    ('Trainer', dict(max_epochs=1, recipe={'momentum': 0.9}),
+     'recipe must be a d2lsupport Recipe or None'),
+    ('Trainer', dict(max_epochs=1, seed=-1), 'seed must be an integer >= 0'),
 ]
 
 

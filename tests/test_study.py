@@ -1,7 +1,7 @@
 """The design-space study: tasks, results file, resume, local and Dask workers, plots.
 
-Training runs in a tiny budget (two batches of 32 images per model); the tests
-that train need PyTorch and are skipped in the other environments.
+Training runs in a tiny budget (two batches of 32 images per model) with the
+Trainer of this environment's framework; the Dask tests need PyTorch.
 """
 import dataclasses
 import json
@@ -15,17 +15,36 @@ import numpy as np
 import pytest
 
 from d2lsupport import design, study
+from d2lsupport.core import THREAD_ENV, source_commit
 from d2lsupport.study import StudyBudget, StudyError
 
-TINY = StudyBudget(epochs=1, train_size=256, val_size=64, batch_size=32, max_batches=2)
-TINY_FLAGS = ['--epochs', '1', '--train-size', '256', '--val-size', '64',
-              '--batch-size', '32', '--max-batches', '2']
+TINY = StudyBudget(epochs=1, train_size=64, val_size=64, batch_size=32)
+
+
+def tiny_flags(train_size=64):
+    return ['--epochs', '1', '--train-size', str(train_size), '--val-size', '64',
+            '--batch-size', '32']
 
 
 @pytest.fixture
-def torch(mirror, monkeypatch):
-    """PyTorch, with the data files taken from the mirror (in workers too)."""
+def trained(framework, mirror, monkeypatch):
+    """This environment's framework, with the data files taken from the mirror
+    (in workers too) and the thread settings of the workers undone afterwards."""
     monkeypatch.setenv('FASHION_MNIST_MIRROR', mirror)
+    saved = {name: os.environ.get(name) for name in (*THREAD_ENV, 'XLA_FLAGS')}
+    yield framework
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture
+def torch(trained):
+    """PyTorch: the study's bookkeeping (several workers, resuming, Dask) is
+    framework-free, so it is tested once, in the PyTorch environment; a JAX
+    worker needs about a minute to compile even a tiny network on one thread."""
     return pytest.importorskip('torch')
 
 
@@ -33,14 +52,16 @@ def keys(records):
     return sorted((r['space'], r['index']) for r in records)
 
 
-def check_records(records, seed, budget):
+def check_records(records, seed, budget, framework='pytorch', cost=None):
     """Each record is the planned model, trained with `budget`."""
     for r in records:
-        task = study.make_task(seed, r['space'], r['index'])
-        assert r['config'] == json.loads(json.dumps(task['config']))
+        task = study.make_task(seed, r['space'], r['index'], cost)
+        assert r['config'] == json.loads(json.dumps(task['config'].to_json()))
+        assert r['draws'] == task['draws'] and r['cost'] == task['cost']
         assert r['complexity'] == design.complexity(task['config'], image_size=28)
-        assert 0 <= r['error'] <= 1 and r['seconds'] > 0 and r['framework'] == 'pytorch'
+        assert 0 <= r['error'] <= 1 and r['seconds'] > 0 and r['framework'] == framework
         assert r['seed'] == seed and r['budget'] == json.loads(json.dumps(dataclasses.asdict(budget)))
+        assert r['commit'] == source_commit()
 
 
 # ------------------------------------------------------------ without PyTorch
@@ -53,9 +74,7 @@ def test_tasks_depend_only_on_seed_space_and_index():
     assert study.make_task(3, 'E', 2) in tasks
     assert study.make_task(3, 'E', 2) in study.plan(3, ['RegNetX', 'E'], 3)
     assert study.make_task(3, 'E', 2) != study.make_task(4, 'E', 2)
-    assert len({json.dumps(t['config']) for t in tasks}) == len(tasks)
-    for task in tasks:
-        design.check_config(task['config'])
+    assert len({json.dumps(t['config'].to_json()) for t in tasks}) == len(tasks)
 
 
 def test_unknown_space_is_a_one_line_error(tmp_path, capsys):
@@ -64,11 +83,29 @@ def test_unknown_space_is_a_one_line_error(tmp_path, capsys):
     assert err.startswith("error: unknown design space 'F'") and err.count('\n') == 1
 
 
-@pytest.mark.parametrize('change', [dict(train_size=70_000), dict(epochs=0),
-                                    dict(lr=0.0), dict(max_batches=0)])
+@pytest.mark.parametrize('change', [dict(train_size=70_000), dict(epochs=0), dict(lr=0.0)])
 def test_bad_budget_is_an_error(change):
     with pytest.raises(StudyError):
         StudyBudget(**change)
+
+
+def test_an_equal_cost_study_plans_networks_of_that_cost():
+    cost = study.Cost(0.5, 0.1)
+    tasks = study.plan(0, design.SPACES, 3, cost)
+    for task in tasks:
+        assert abs(design.complexity(task['config'])['flops'] / 0.5e6 - 1) <= 0.1
+        assert task['draws'] >= 1 and task['cost'] == {'mflops': 0.5, 'tolerance': 0.1}
+    assert study.make_task(0, 'A', 0)['draws'] == 1                 # the whole space
+    assert [t['train_seed'] for t in tasks] == [t['train_seed'] for t in study.plan(0, design.SPACES, 3)]
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--mflops', '0'], 'the cost must be positive'),
+    (['--mflops', '500', '--spaces', 'A'], 'AnyNetX_A: no network within 10% of 500 MFLOPs')])
+def test_bad_cost_is_a_one_line_error(tmp_path, capsys, args, message):
+    assert study.main(['run', '--out', str(tmp_path / 'r.jsonl'), *args]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f'error: {message}') and err.count('\n') == 1
 
 
 def test_incomplete_last_line_is_ignored_then_dropped(tmp_path):
@@ -117,6 +154,14 @@ def test_median_shift_is_the_difference_of_medians_with_an_interval_around_it():
     assert same == 0 and low < 0 < high
 
 
+def test_the_expected_interval_shrinks_as_one_over_the_root_of_the_sample_size():
+    errors = np.random.default_rng(3).normal(0.14, 0.01, 500)
+    small, large = (study.expected_half_width(errors, n) for n in (25, 100))
+    assert large == pytest.approx(small / 2, rel=0.25)
+    # a normal sample's median has a standard error of about 1.25 sigma / sqrt(n)
+    assert small == pytest.approx(1.96 * np.sqrt(2) * 1.25 * 0.01 / 5, rel=0.25)
+
+
 def test_cost_residuals_remove_a_trend_with_log_flops():
     flops = {('A', i): 10 ** (5 + i / 10) for i in range(20)}
     errors = [0.3 - 0.01 * np.log(flops[('A', i)]) for i in range(20)]
@@ -139,6 +184,27 @@ def test_comparisons_report_each_step_and_space():
     assert lines[-1].endswith('b = 1: 12.0% (n=2), b = 2: 14.0% (n=2)')   # B only
 
 
+def test_spearman_ranks_ties_together():
+    assert list(study.average_ranks([0.3, 0.1, 0.3, 0.2])) == [2.5, 0, 2.5, 1]
+    assert study.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1)
+    assert study.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1)
+    assert study.spearman([1, 2, 3, 4, 5], [2, 1, 4, 3, 5]) == pytest.approx(0.8)
+
+
+def test_rank_agreement_matches_networks_by_space_and_index():
+    short = synthetic_records({'A': [0.20, 0.21, 0.22, 0.23], 'B': [0.10, 0.30]})
+    # the long budget halves every error but swaps B's two networks
+    long = synthetic_records({'A': [0.10, 0.105, 0.11, 0.115], 'B': [0.16, 0.05]})
+    n, rho, (low, high) = study.rank_agreement(short, long[:5])    # B 1 has no long run
+    assert n == 5 and rho == pytest.approx(study.spearman(
+        [0.20, 0.21, 0.22, 0.23, 0.10], [0.10, 0.105, 0.11, 0.115, 0.16]))
+    assert low <= rho <= high
+    n, rho, _ = study.rank_agreement(short[:4], long[:4])
+    assert (n, rho) == (4, pytest.approx(1))
+    with pytest.raises(StudyError, match='share fewer than 3 networks'):
+        study.rank_agreement(short[:2], long[4:])
+
+
 def test_plot_draws_one_panel_per_comparison(tmp_path, capsys):
     records = fake_records({'A': [0.2, 0.3], 'B': [0.1, 0.25, 0.3], 'C': [0.15]})
     assert len(study.plot_comparisons(records).axes) == 2   # A vs B, B vs C
@@ -152,7 +218,19 @@ def test_plot_draws_one_panel_per_comparison(tmp_path, capsys):
         study.plot_comparisons(fake_records({'A': [0.2], 'C': [0.3]}))
 
 
-# --------------------------------------------------------------- with PyTorch
+# ------------------------------------------------- with this environment's framework
+
+def test_a_model_trains_the_same_in_a_worker_and_here(tmp_path, trained):
+    """In every framework: the record depends on the task only (its seed fixes the
+    initialization and the order of the minibatches), whichever process trains it."""
+    out = tmp_path / 'r.jsonl'
+    study.run_study(out, ['C'], 1, seed=2, budget=TINY, framework=trained, workers=1)
+    here = study.run_task(study.make_task(2, 'C', 0), TINY, trained)
+    (there,) = study.read_results(out)
+    check_records([there], 2, TINY, trained)
+    assert here['error'] == there['error']
+    assert here['train_loss'] == pytest.approx(there['train_loss'], rel=1e-5)
+
 
 def test_tiny_study_writes_one_record_per_model(tmp_path, torch):
     out = tmp_path / 'r.jsonl'
@@ -163,25 +241,28 @@ def test_tiny_study_writes_one_record_per_model(tmp_path, torch):
 
 
 def test_resume_loses_and_repeats_no_model(tmp_path, torch):
-    out = tmp_path / 'r.jsonl'
-    assert study.run_study(out, ['B', 'D'], 2, seed=0, budget=TINY, workers=1, limit=1) == 1
+    out, cost = tmp_path / 'r.jsonl', study.Cost(0.5)
+    run = dict(seed=0, budget=TINY, cost=cost, workers=1)
+    assert study.run_study(out, ['B', 'D'], 2, **run, limit=1) == 1
     first = out.read_bytes()
     with open(out, 'ab') as f:
         f.write(b'{"space": "D", "index": 0, "err')   # a crash while writing
-    assert study.run_study(out, ['B', 'D'], 2, seed=0, budget=TINY, workers=1) == 3
+    assert study.run_study(out, ['B', 'D'], 2, **run) == 3
     assert out.read_bytes().startswith(first)
     records = study.read_results(out)
     assert keys(records) == [('B', 0), ('B', 1), ('D', 0), ('D', 1)]
-    check_records(records, 0, TINY)
-    assert study.run_study(out, ['B', 'D'], 2, seed=0, budget=TINY, workers=1) == 0
+    check_records(records, 0, TINY, cost=cost)
+    assert study.run_study(out, ['B', 'D'], 2, **run) == 0
     with pytest.raises(StudyError, match='seed 0 \\(now 1\\)'):
-        study.run_study(out, ['B', 'D'], 2, seed=1, budget=TINY, workers=1)
+        study.run_study(out, ['B', 'D'], 2, **{**run, 'seed': 1})
+    with pytest.raises(StudyError, match='cost .* \\(now None\\)'):
+        study.run_study(out, ['B', 'D'], 2, **{**run, 'cost': None})
 
 
 def test_killed_run_resumes(tmp_path, torch):
     out, n = tmp_path / 'r.jsonl', 8
     args = ['run', '--out', str(out), '--spaces', 'C', '-n', str(n), '--workers', '1',
-            *TINY_FLAGS[:-1], '20']   # 20 batches per model: slow enough to interrupt
+            *tiny_flags(640)]   # 20 batches: slow enough to interrupt
     run = subprocess.Popen([sys.executable, '-m', 'd2lsupport.study', *args],
                            start_new_session=True, stderr=subprocess.DEVNULL)
     try:
@@ -204,7 +285,7 @@ def test_study_runs_on_a_dask_cluster(tmp_path, torch, capsys):
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
                                   host='127.0.0.1', dashboard_address=None) as cluster:
         code = study.main(['run', '--out', str(out), '--spaces', 'E', 'RegNetX', '-n', '1',
-                           '--cluster', cluster.scheduler_address, *TINY_FLAGS])
+                           '--cluster', cluster.scheduler_address, *tiny_flags()])
     assert code == 0, capsys.readouterr().err
     records = study.read_results(out)
     assert keys(records) == [('E', 0), ('RegNetX', 0)]

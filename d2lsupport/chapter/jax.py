@@ -11,7 +11,7 @@ from flax import linen as nn
 
 class AnyNet(d2l.Classifier):
     arch: tuple
-    stem_channels: int
+    stem_width: int
     lr: float = 0.1
     num_classes: int = 10
     se_ratio: float = 0.0
@@ -28,12 +28,12 @@ class AnyNet(d2l.Classifier):
 
 
 @d2l.add_to_class(AnyNet)
-def stage(self, depth, num_channels, groups, bot_mul):
-    blocks = [d2l.ResNeXtBlock(num_channels, groups, bot_mul, use_1x1conv=True,
+def stage(self, depth, num_channels, group_width, bot_mul):
+    blocks = [d2l.ResNeXtBlock(num_channels, group_width, bot_mul, use_1x1conv=True,
                                strides=2, se_ratio=self.se_ratio,
                                training=self.training)]
     for _ in range(depth - 1):
-        blocks.append(d2l.ResNeXtBlock(num_channels, groups, bot_mul,
+        blocks.append(d2l.ResNeXtBlock(num_channels, group_width, bot_mul,
                                        se_ratio=self.se_ratio,
                                        training=self.training))
     return nn.Sequential(blocks)
@@ -41,7 +41,7 @@ def stage(self, depth, num_channels, groups, bot_mul):
 
 @d2l.add_to_class(AnyNet)
 def create_net(self):
-    layers = [self.stem(self.stem_channels)]
+    layers = [self.stem(self.stem_width)]
     for s in self.arch:
         layers.append(self.stage(*s))
     layers.append(nn.Sequential([
@@ -51,8 +51,8 @@ def create_net(self):
 
 
 class RegNetX32(AnyNet):
-    stem_channels: int = 32
-    arch: tuple = ((4, 32, 16, 1), (6, 80, 16, 1))  # (depth, channels, groups, bot_mul)
+    stem_width: int = 32
+    arch: tuple = ((4, 32, 16, 1), (6, 80, 16, 1))  # (depth, channels, group_width, bot_mul)
     lr: float = 0.1
     num_classes: int = 10
 

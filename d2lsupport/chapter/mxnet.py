@@ -21,22 +21,22 @@ class AnyNet(d2l.Classifier):
 
 
 @d2l.add_to_class(AnyNet)
-def stage(self, depth, num_channels, groups, bot_mul):
+def stage(self, depth, num_channels, group_width, bot_mul):
     net = nn.HybridSequential()
-    net.add(d2l.ResNeXtBlock(num_channels, groups, bot_mul, use_1x1conv=True,
+    net.add(d2l.ResNeXtBlock(num_channels, group_width, bot_mul, use_1x1conv=True,
                              strides=2, se_ratio=self.se_ratio))
     for _ in range(depth - 1):
-        net.add(d2l.ResNeXtBlock(num_channels, groups, bot_mul,
+        net.add(d2l.ResNeXtBlock(num_channels, group_width, bot_mul,
                                  se_ratio=self.se_ratio))
     return net
 
 
 @d2l.add_to_class(AnyNet)
-def __init__(self, arch, stem_channels, lr=0.1, num_classes=10, se_ratio=0.0):
+def __init__(self, arch, stem_width, lr=0.1, num_classes=10, se_ratio=0.0):
     super(AnyNet, self).__init__()
     self.save_hyperparameters()
     self.net = nn.HybridSequential()
-    self.net.add(self.stem(stem_channels))
+    self.net.add(self.stem(stem_width))
     for s in arch:
         self.net.add(self.stage(*s))
     head = nn.HybridSequential()
@@ -47,19 +47,19 @@ def __init__(self, arch, stem_channels, lr=0.1, num_classes=10, se_ratio=0.0):
 
 class RegNetX32(AnyNet):
     def __init__(self, lr=0.1, num_classes=10):
-        stem_channels, groups, bot_mul = 32, 16, 1
+        stem_width, group_width, bot_mul = 32, 16, 1
         depths, channels = (4, 6), (32, 80)
         super().__init__(
-            ((depths[0], channels[0], groups, bot_mul),
-             (depths[1], channels[1], groups, bot_mul)),
-            stem_channels, lr, num_classes)
+            ((depths[0], channels[0], group_width, bot_mul),
+             (depths[1], channels[1], group_width, bot_mul)),
+            stem_width, lr, num_classes)
 
 
 class RegNetY32(AnyNet):
     def __init__(self, lr=0.1, num_classes=10):
-        stem_channels, groups, bot_mul = 32, 16, 1
+        stem_width, group_width, bot_mul = 32, 16, 1
         depths, channels = (4, 6), (32, 80)
         super().__init__(
-            ((depths[0], channels[0], groups, bot_mul),
-             (depths[1], channels[1], groups, bot_mul)),
-            stem_channels, lr, num_classes, se_ratio=0.25)
+            ((depths[0], channels[0], group_width, bot_mul),
+             (depths[1], channels[1], group_width, bot_mul)),
+            stem_width, lr, num_classes, se_ratio=0.25)

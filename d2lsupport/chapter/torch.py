@@ -18,21 +18,21 @@ class AnyNet(d2l.Classifier):
 
 
 @d2l.add_to_class(AnyNet)
-def stage(self, depth, num_channels, groups, bot_mul):
-    blocks = [d2l.ResNeXtBlock(num_channels, groups, bot_mul, use_1x1conv=True,
+def stage(self, depth, num_channels, group_width, bot_mul):
+    blocks = [d2l.ResNeXtBlock(num_channels, group_width, bot_mul, use_1x1conv=True,
                                strides=2, se_ratio=self.se_ratio)]
     for _ in range(depth - 1):
-        blocks.append(d2l.ResNeXtBlock(num_channels, groups, bot_mul,
+        blocks.append(d2l.ResNeXtBlock(num_channels, group_width, bot_mul,
                                        se_ratio=self.se_ratio))
     return nn.Sequential(*blocks)
 
 
 @d2l.add_to_class(AnyNet)
-def __init__(self, arch, stem_channels, lr=0.1, num_classes=10, se_ratio=0.0):
+def __init__(self, arch, stem_width, lr=0.1, num_classes=10, se_ratio=0.0):
     super(AnyNet, self).__init__()
     self.save_hyperparameters()
     self.net = nn.Sequential()
-    self.net.add_module('stem', self.stem(stem_channels))
+    self.net.add_module('stem', self.stem(stem_width))
     for i, s in enumerate(arch):
         self.net.add_module(f'stage{i + 1}', self.stage(*s))
     self.net.add_module('head', nn.Sequential(
@@ -43,19 +43,19 @@ def __init__(self, arch, stem_channels, lr=0.1, num_classes=10, se_ratio=0.0):
 
 class RegNetX32(AnyNet):
     def __init__(self, lr=0.1, num_classes=10):
-        stem_channels, groups, bot_mul = 32, 16, 1
+        stem_width, group_width, bot_mul = 32, 16, 1
         depths, channels = (4, 6), (32, 80)
         super().__init__(
-            ((depths[0], channels[0], groups, bot_mul),
-             (depths[1], channels[1], groups, bot_mul)),
-            stem_channels, lr, num_classes)
+            ((depths[0], channels[0], group_width, bot_mul),
+             (depths[1], channels[1], group_width, bot_mul)),
+            stem_width, lr, num_classes)
 
 
 class RegNetY32(AnyNet):
     def __init__(self, lr=0.1, num_classes=10):
-        stem_channels, groups, bot_mul = 32, 16, 1
+        stem_width, group_width, bot_mul = 32, 16, 1
         depths, channels = (4, 6), (32, 80)
         super().__init__(
-            ((depths[0], channels[0], groups, bot_mul),
-             (depths[1], channels[1], groups, bot_mul)),
-            stem_channels, lr, num_classes, se_ratio=0.25)
+            ((depths[0], channels[0], group_width, bot_mul),
+             (depths[1], channels[1], group_width, bot_mul)),
+            stem_width, lr, num_classes, se_ratio=0.25)
