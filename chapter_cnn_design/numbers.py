@@ -252,10 +252,10 @@ CLAIMS += [
           value=lambda: f(cost_records()[0]['cost']['mflops'], 1),
           holds=lambda: all(0.3 <= whole_space_median_mflops(s) / 0.5 <= 1.5
                             for s in design.SPACES)),
-    Claim('about one draw in\n12 to 21 is accepted', 'results/study-cost.jsonl (draws)',
+    Claim('about one draw in\n12 to 20 is accepted', 'results/study-cost.jsonl (draws)',
           value=lambda: [f(min(mean_draws(s) for s in design.SPACES)),
                          f(max(mean_draws(s) for s in design.SPACES))]),
-    Claim('trains for one epoch in about 17 seconds on one core',
+    Claim('trains for one epoch in about 19 seconds on one core',
           'results/study-cost.jsonl (median seconds, threads)',
           value=lambda: f(np.median([r['seconds'] for r in cost_records()])),
           holds=lambda: all(r['threads'] == 1 for r in cost_records())),
@@ -265,13 +265,60 @@ CLAIMS += [
           'study.expected_half_width on the first study (networks of 0.25 to 1 MFLOPs)',
           value=lambda: ['64', f(first_study_half_width(64), 1), '64',
                          f(first_study_half_width(32), 1), '32']),
-    Claim('The 384 networks took 98 minutes on two CPU cores, two at a\ntime',
+    Claim('the\nintervals came out at about $\\pm 0.3$ points', 'study.comparisons on '
+          'results/study-cost.jsonl (the mean half-width of the five intervals)',
+          value=lambda: f(np.mean([(cost_shift(*p)[1][1] - cost_shift(*p)[1][0]) / 2
+                                   for p in study.COMPARISONS]), 1)),
+    Claim('The 384 networks took 71 minutes on two CPU\ncores, two at a time',
           'results/study-cost.jsonl (seconds over two workers)',
           value=lambda: [f(len(cost_records())),
                          f(sum(r['seconds'] for r in cost_records()) / 120)]),
     Claim('compared in pairs: 64 networks per space within 10% of 0.5 MFLOPs',
           'results/study-cost.jsonl',
           value=lambda: [f(len(cost_errors('A'))), '10', '0.5']),
+    Claim('the shifts are $-0.14$ and $+0.12$ points, and both intervals include zero',
+          'study.comparisons on results/study-cost.jsonl',
+          value=lambda: [signed(cost_shift('A', 'B')[0], 2), signed(cost_shift('B', 'C')[0], 2)],
+          holds=lambda: all(cost_shift(*p)[1][0] < 0 < cost_shift(*p)[1][1]
+                            for p in (('A', 'B'), ('B', 'C')))),
+    Claim('$-0.50$ points with an\ninterval from $-0.76$ to $-0.15$', 'study.comparisons',
+          value=lambda: [signed(cost_shift('C', 'D')[0], 2)] +
+          [signed(x, 2) for x in cost_shift('C', 'D')[1]]),
+    Claim('($-0.09$ points, from $-0.45$ to $+0.19$)', 'study.comparisons',
+          value=lambda: [signed(cost_shift('D', 'E')[0], 2)] +
+          [signed(x, 2) for x in cost_shift('D', 'E')[1]]),
+    Claim('has the lowest median error of\nthe six spaces, 13.0% against 13.4% for E',
+          'study.summary on results/study-cost.jsonl',
+          value=lambda: [f(cost_median('RegNetX'), 1), f(cost_median('E'), 1)],
+          holds=lambda: min(design.SPACES, key=cost_median) == 'RegNetX'),
+    Claim('its interval, $-0.70$ to $+0.02$ points, just\nreaches zero, so our 64 networks',
+          'study.comparisons', value=lambda: [signed(x, 2) for x in cost_shift('E', 'RegNetX')[1]]
+          + [f(len(cost_errors('RegNetX')))],
+          holds=lambda: 0 < cost_shift('E', 'RegNetX')[1][1] < 0.05),
+    Claim('all 384 networks need between 0.45 and 0.55 MFLOPs',
+          'study.comparisons on results/study-cost.jsonl',
+          value=lambda: [f(len(cost_records())),
+                         f(min(r['complexity']['flops'] for r in cost_records()) / 1e6, 2),
+                         f(max(r['complexity']['flops'] for r in cost_records()) / 1e6, 2)]),
+    Claim('(a correlation of 0.03 with log FLOPs)', 'study.comparisons',
+          value=lambda: f(study.cost_residuals(cost_records())[1], 2)),
+    Claim('the networks with $b = 1$ have a median error of 13.6%, against 14.2% with $b = 4$',
+          'study.comparisons (last line) on results/study-cost.jsonl',
+          value=lambda: ['1', f(100 * np.median(study.errors_by_bottleneck(cost_records())[1]), 1),
+                         f(100 * np.median(study.errors_by_bottleneck(cost_records())[4]), 1),
+                         '4']),
+    Claim("the\nstudy's first 6 networks of every space, 36 in all, were trained again with four "
+          "times\nthe budget, four epochs", 'results/study-long.jsonl',
+          value=lambda: [f(len(long_records()) / len(design.SPACES)), f(len(long_records()))],
+          holds=lambda: all(r['budget']['epochs'] == 4 for r in long_records())
+          and {r['index'] for r in long_records()} == set(range(6))),
+    Claim('a correlation of 0.79, with a bootstrap interval\nfrom 0.60 to 0.89 over the 36 '
+          'networks', 'study.rank_agreement on results/study-cost.jsonl and study-long.jsonl',
+          value=lambda: [f(rank_agreement()[1], 2), f(rank_agreement()[2][0], 2),
+                         f(rank_agreement()[2][1], 2), f(rank_agreement()[0])]),
+    Claim('Four epochs lower the median error of these\nnetworks to 10.6%',
+          'results/study-long.jsonl',
+          value=lambda: f(100 * np.median([r['error'] for r in long_records()]), 1)),
     # the first study
     Claim('drew 32\nnetworks at random from each space', 'results/study.jsonl',
           value=lambda: f(min(len(e) for e in study.errors_by_space(study_records()).values()))),
@@ -422,32 +469,30 @@ def median_error(space):
 
 
 CLAIMS += [Claim(text, source, value, doc='README') for text, source, value in [
-    ('32 networks per space,\n192 in all', 'results/study.jsonl',
-     lambda: [f(len(errors('A'))), f(len(study_records()))]),
-    ('in about 51 minutes of wall time', 'results/study.jsonl (seconds over two workers)',
-     lambda: f(sum(r['seconds'] for r in study_records()) / 120)),
-    ('13 to 135 s per network, 101 minutes in all', 'results/study.jsonl (seconds)',
-     lambda: [f(min(r['seconds'] for r in study_records())),
-              f(max(r['seconds'] for r in study_records())),
-              f(sum(r['seconds'] for r in study_records()) / 60)]),
-    ('(median errors 14.2%, 13.9%,\n14.2%), D is worse than C by 1.1 points\nand E better '
-     'than D by 1.0, RegNetX is the best\nspace (median 13.4%)', 'study.summary, study.comparisons',
-     lambda: [f(median_error(s), 1) for s in 'ABC'] + [f(median_shift('C', 'D')[0], 1),
-                                                      f(-median_shift('D', 'E')[0], 1),
-                                                      f(median_error('RegNetX'), 1)]),
-    ('(median 0.16 and\n0.23 MFLOPs against 0.48 for C)', 'study.comparisons',
-     lambda: [f(median_flops(s), 2) for s in 'DEC']),
-    ('(correlation\n-0.74 with log FLOPs)', 'study.comparisons',
+    ('64 networks\nper space, 384 in all', 'results/study-cost.jsonl',
+     lambda: [f(len(cost_errors('A'))), f(len(cost_records()))]),
+    ('in 71 minutes of\nwall time', 'results/study-cost.jsonl (seconds over two workers)',
+     lambda: f(sum(r['seconds'] for r in cost_records()) / 120)),
+    ('(median\nerrors 14.0%, 13.9%, 14.0%), D is better than C by 0.50 points (95% interval '
+     '0.15 to\n0.76)', 'study.summary, study.comparisons on results/study-cost.jsonl',
+     lambda: [f(cost_median(s), 1) for s in 'ABC'] + [
+         f(-cost_shift('C', 'D')[0], 2), '95'] + [f(-x, 2) for x in cost_shift('C', 'D')[1][::-1]]),
+    ('the lowest median error (13.0%),\n0.39 points below E', 'study.summary, study.comparisons',
+     lambda: [f(cost_median('RegNetX'), 1), f(-cost_shift('E', 'RegNetX')[0], 2)]),
+    ('32 networks per space drawn\nfrom the whole spaces, made at commit 1b8c0f9',
+     'results/study.jsonl; git log -- results/study.jsonl', lambda: f(len(errors('A')))),
+    ('spanned 0.05 to 13.63 MFLOPs', 'study.comparisons on results/study.jsonl',
+     lambda: [f(min(r['complexity']['flops'] for r in study_records()) / 1e6, 2),
+              f(max(r['complexity']['flops'] for r in study_records()) / 1e6, 2)]),
+    ('a Spearman correlation\nof 0.79 (interval 0.60 to 0.89) over 36 networks',
+     'study.rank_agreement', lambda: [f(rank_agreement()[1], 2), f(rank_agreement()[2][0], 2),
+                                      f(rank_agreement()[2][1], 2), f(rank_agreement()[0])]),
+    ('(correlation -0.74 with log FLOPs)', 'study.comparisons on results/study.jsonl',
      lambda: f(study.cost_residuals(study_records())[1], 2)),
-    ('fixes the bottleneck ratio at 1, which the\nAnyNetX spaces draw from {1, 2, 4}, and '
-     'b = 1 helps on its own (median error of B to E:\n14.0% with b = 1, 15.4% with b = 4)',
-     'd2lsupport.design; study.comparisons (last line)',
-     lambda: ['1'] + [f(b) for b in design.BOTTLENECK_RATIOS] + [
-         '1', f(by_bottleneck(1), 1), '1', f(by_bottleneck(4), 1), '4']),
 ]]
-CLAIMS.append(Claim('on 2 CPU cores (two\nworker processes, one thread each', 'definition: the '
-                    'machine of the committed run; threads from results/study.jsonl',
-                    holds=lambda: all(r['threads'] == 1 for r in study_records()), doc='README'))
+CLAIMS.append(Claim('on 2 CPU cores (two worker processes, one thread each', 'definition: the '
+                    'machine of the committed run; threads from results/study-cost.jsonl',
+                    holds=lambda: all(r['threads'] == 1 for r in cost_records()), doc='README'))
 
 # Training: the records under results/ (make run), printed by show_results.
 def last_four(framework):

@@ -104,7 +104,7 @@ def test_show_results_without_records(tmp_path, capsys):
     assert 'no recorded runs' in capsys.readouterr().out
 
 
-def test_quiet_fit_neither_draws_nor_records(tmp_path, monkeypatch):
+def test_quiet_fit_neither_draws_nor_prints_nor_records(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(trainer_lib.RESULTS_ENV, str(tmp_path))
     monkeypatch.delenv(Budget.ENV, raising=False)
     t = Halving(max_epochs=1, quiet=True)
@@ -112,6 +112,7 @@ def test_quiet_fit_neither_draws_nor_records(tmp_path, monkeypatch):
     t.fit(Model(), CountingData())
     assert t.history and 'train_loss' in t.board.lines
     assert not list(tmp_path.iterdir())
+    assert capsys.readouterr() == ('', '')      # no progress bar, no summary
 
 
 def test_records_say_which_commit_and_memory_per_epoch(tmp_path, monkeypatch):
@@ -130,12 +131,13 @@ def test_source_commit_outside_a_checkout(tmp_path):
 
 def test_in_a_notebook_progress_goes_to_the_progress_file(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(trainer_lib, 'in_notebook', lambda: True)
+    monkeypatch.setattr(ProgressBoard, 'show', lambda self: None)   # the live plot
     monkeypatch.delenv(Budget.ENV, raising=False)
-    Halving(max_epochs=2, quiet=True).fit(Model(), CountingData())
+    Halving(max_epochs=2).fit(Model(), CountingData())
     assert 'epoch 1/2' not in capsys.readouterr().err   # no runner: no progress text
     progress = tmp_path / 'progress.txt'
     monkeypatch.setenv(trainer_lib.PROGRESS_ENV, str(progress))
-    Halving(max_epochs=2, quiet=True).fit(Model(), CountingData())
+    Halving(max_epochs=2).fit(Model(), CountingData())
     text = progress.read_text()
     assert '/5 [' in text and 'epoch 2/2: val loss 0.002, val acc 0.750' in text
     assert 'epoch 1/2' not in capsys.readouterr().err
@@ -233,3 +235,42 @@ def test_arrays_survive_the_trip_through_bytes():
     back = trainer_lib.bytes_to_arrays(trainer_lib.arrays_to_bytes(arrays))
     assert len(back) == 2 and all((a == b).all() and a.dtype == b.dtype
                                   for a, b in zip(arrays, back))
+
+
+class Planned(Halving):
+    """Builds its optimizer as the framework Trainers do."""
+
+    def prepare(self, model, data):
+        super().prepare(model, data)
+        self.optim = self.optimizer(model)
+
+    def recipe_optimizer(self, model, steps):
+        return ('recipe', steps)
+
+
+class ModelWithOptimizer(Model):
+    def configure_optimizers(self):
+        return 'own'
+
+
+def test_a_recipe_is_planned_over_every_step_of_the_fit(monkeypatch):
+    monkeypatch.delenv(Budget.ENV, raising=False)
+    recipe = trainer_lib.Recipe()
+    full = Planned(max_epochs=3, recipe=recipe, quiet=True)
+    full.fit(ModelWithOptimizer(), CountingData())
+    assert full.optim == ('recipe', 3 * 5)
+    monkeypatch.setenv(Budget.ENV, '1')          # at most 2 epochs of 3 batches
+    small = Planned(max_epochs=3, recipe=recipe, quiet=True)
+    small.fit(ModelWithOptimizer(), CountingData())
+    assert small.optim == ('recipe', 2 * 3)
+    own = Planned(max_epochs=1, quiet=True)
+    own.fit(ModelWithOptimizer(), CountingData())
+    assert own.optim == 'own'
+
+
+def test_the_cosine_goes_from_the_rate_to_zero():
+    recipe = trainer_lib.Recipe()
+    rates = [recipe.learning_rate(0.1, k, 10) for k in range(12)]
+    assert rates[0] == 0.1 and rates[5] == pytest.approx(0.05) and rates[10:] == [0, 0]
+    assert all(a > b for a, b in zip(rates[:10], rates[1:11]))
+    assert trainer_lib.Recipe(cosine=False).learning_rate(0.1, 7, 10) == 0.1
