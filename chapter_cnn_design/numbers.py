@@ -75,14 +75,20 @@ def errors(space):
 
 
 @lru_cache
+def shifts(which):
+    """{(a, b): (median shift, its interval)} in points for each compared pair of the
+    'first' study or the one at equal 'cost', with the draws that study.comparisons makes."""
+    by_space = study.errors_by_space(study_records() if which == 'first' else cost_records())
+    rng, found = np.random.default_rng(0), {}
+    for a, b in study.COMPARISONS:
+        shift, interval = study.median_shift(by_space[a], by_space[b], rng)
+        found[(a, b)] = 100 * shift, [100 * x for x in interval]
+    return found
+
+
 def median_shift(a, b):
-    """The study's median shift from space a to b and its interval, in points."""
-    rng = np.random.default_rng(0)
-    for pair in study.COMPARISONS:   # the same draws as study.comparisons
-        shift, interval = study.median_shift(errors(pair[0]), errors(pair[1]), rng)
-        if pair == (a, b):
-            return 100 * shift, [100 * x for x in interval]
-    raise KeyError((a, b))
+    """The first study's median shift from space a to b and its interval, in points."""
+    return shifts('first')[(a, b)]
 
 
 def median_flops(space):
@@ -116,16 +122,9 @@ def cost_errors(space):
     return study.errors_by_space(cost_records())[space]
 
 
-@lru_cache
 def cost_shift(a, b):
-    """The equal-cost study's median shift from space a to b and its interval, in
-    points, with the draws that study.comparisons makes."""
-    rng = np.random.default_rng(0)
-    for pair in study.COMPARISONS:
-        shift, interval = study.median_shift(cost_errors(pair[0]), cost_errors(pair[1]), rng)
-        if pair == (a, b):
-            return 100 * shift, [100 * x for x in interval]
-    raise KeyError((a, b))
+    """The equal-cost study's median shift from space a to b and its interval, in points."""
+    return shifts('cost')[(a, b)]
 
 
 def cost_median(space):
