@@ -51,7 +51,18 @@ run: $(call stamp,$(FRAMEWORK)) data
 		$(CHAPTER).ipynb results/cnn-design.$(FRAMEWORK).ipynb
 	@echo "results: results/regnetx32.$(FRAMEWORK).json"
 
-test: $(addprefix test-,$(FRAMEWORKS)) test-html
+# Two suites at a time (TEST_JOBS): much of a suite's time goes to work on one core
+# (starting processes, importing, XLA compiling JAX's steps). JAX first, as it takes
+# longest. Each target's output is printed when it finishes.
+TEST_JOBS ?= 2
+test:
+	$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target \
+		test-jax $(addprefix test-,$(filter-out jax,$(FRAMEWORKS))) test-html
+
+# JAX keeps the programs it compiles in this folder, so that its test processes and
+# the page's JAX tab compile each step once (keyed by the program and JAX's version).
+JAX_CACHE_DIR ?= $(abspath _build/jax-cache)
+test-% html: export JAX_COMPILATION_CACHE_DIR = $(JAX_CACHE_DIR)
 
 # pytest (framework-free tests and this framework's tests), then the chapter under
 # nbval in the small training budget, comparing the recorded deterministic outputs.

@@ -75,7 +75,8 @@ class Module(nn.Module, HyperParameters):
         """Print each top-level layer's output shape and parameter count."""
         X_shape = checks.input_shape('layer_summary', X_shape)
         X = jnp.zeros(X_shape)
-        variables = self.init(jax.random.PRNGKey(0), X)
+        # shapes only (jax.eval_shape): nothing is computed or compiled
+        variables = jax.eval_shape(self.init, jax.random.PRNGKey(0), X)
         rows = []
 
         def run_layers(module, X):
@@ -85,7 +86,8 @@ class Module(nn.Module, HyperParameters):
                     if isinstance(layer, nn.Module) else {}
                 rows.append((type(layer).__name__, X.shape, _size(params)))
 
-        self.apply(variables, X, method=run_layers, mutable=['batch_stats'])
+        jax.eval_shape(partial(self.apply, method=run_layers, mutable=['batch_stats']),
+                       variables, X)
         print_layer_table(rows)
 
 
@@ -239,6 +241,13 @@ def _eval_model(model):
     return model.clone(training=False) if hasattr(model, 'training') else model
 
 
+@partial(jax.jit, static_argnums=0)
+def _initialize(model, key, X):
+    """`model.init` as one compiled program, shared by equal models. Run operation
+    by operation, it would compile each operation of a new network on its own."""
+    return model.init(key, X)
+
+
 def _train_step(model, optim, params, batch_stats, opt_state, X, y):
     """One SGD step; returns the new state and the batch loss."""
     def loss_fn(params):
@@ -289,11 +298,13 @@ class Trainer(BaseTrainer):
 
     def prepare(self, model, data):
         X, _ = next(data.train_dataloader())
-        variables = jax.device_put(model.init(self.init_key, X), self.device)
+        variables = jax.device_put(_initialize(model, self.init_key, X), self.device)
         self.params = variables['params']
         self.batch_stats = variables.get('batch_stats', {})
         optim = self.optimizer(model)
-        self.opt_state = optim.init(self.params)
+        # committed to the device like the step's outputs: an uncommitted state
+        # (optax makes its step counters so) would compile the step a second time
+        self.opt_state = jax.device_put(optim.init(self.params), self.device)
         self._train = partial(_train_step, model, optim)
         self._eval = partial(_eval_step, _eval_model(model))
         if self.fast:

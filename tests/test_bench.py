@@ -37,11 +37,12 @@ def fake_framework(trainer):
 
 
 def test_report_merges_and_prints_the_ratios(tmp_path):
+    book = {'train_batches': 24, 'val_batches': 4, 'params': 179290, 'ours_s': [10.0, 12.0, 11.0],
+            'book_s': [20.0, 18.0, 33.0], 'ours': 325.8, 'book': 179.2, 'speedup': 2.0}
     paths = []
     for name, record in {'pytorch': {'pytorch': fake_framework(60.0)},
                          'jax': {'jax': fake_framework(30.0)},
-                         'book': {'book_recipe': 20.0, 'book_train': 18.0, 'book_val': 50.0,
-                                  'book_data': 7000.0, 'peak_rss_mb': 1200.0}}.items():
+                         'jax-book': {'jax': {'book': book}}}.items():
         paths.append(tmp_path / f'{name}.json')
         paths[-1].write_text(json.dumps(record))
     out = tmp_path / 'bench.json'
@@ -49,12 +50,21 @@ def test_report_merges_and_prints_the_ratios(tmp_path):
                              *map(str, paths), '--out', str(out)],
                             capture_output=True, text=True, check=True)
     merged = json.loads(out.read_text())
-    assert set(merged) >= {'pytorch', 'jax', 'book_recipe', 'machine'}
-    rows = {line.split('|')[1].strip(): line for line in result.stdout.splitlines()
+    assert set(merged) == {'pytorch', 'jax', 'machine'}
+    assert merged['jax']['book'] == book and merged['jax']['trainer'] == 30.0
+    speed, against = result.stdout.split('\n\n| framework | epoch')[:2]
+    rows = {line.split('|')[1].strip(): line for line in speed.splitlines()
             if line.startswith('| ')}
-    assert '| 1.00x | 3.00x |' in rows['pytorch']      # fastest; 60 / 20
-    assert '| 0.50x | 1.50x |' in rows['jax']
-    assert 'jax XLA: 20.0' in result.stdout
+    assert '| 60.0 | 1.00x |' in rows['pytorch'] and '| 30.0 | 0.50x |' in rows['jax']
+    assert 'jax XLA: 20.0' in speed
+    # the pairs' ratios are 2.00, 1.50 and 3.00: their median, not a ratio of sums
+    assert '| jax | 24 + 4 | 3 | 325.8 | 179.2 | 2.00x | 2.00, 1.50, 3.00 |' in against
+
+
+def test_median_ratio_pairs_each_run_with_its_neighbour():
+    import bench_book
+    assert bench_book.median_ratio([1.0, 2.0, 4.0], [3.0, 2.0, 2.0]) == 1.0   # 3, 1, 0.5
+    assert bench_book.median_ratio([1.0, 1.0], [2.0, 4.0]) == 3.0
 
 
 def test_report_names_a_missing_file(tmp_path):
@@ -76,15 +86,13 @@ def test_quick_benchmark_runs_in_this_framework(framework, mirror, tmp_path):
     assert set(result['variants']) == expected.get(framework, set())
 
 
-def test_quick_book_recipe_runs(framework, mirror, tmp_path):
-    if framework != 'pytorch':
-        pytest.skip("the book's recipe is PyTorch")
-    out = tmp_path / 'book.json'
-    subprocess.run([sys.executable, str(ROOT / 'tools' / 'bench.py'), 'book', '--quick',
-                    '--out', str(out)], check=True, capture_output=True)
-    result = json.loads(out.read_text())
-    assert all(result[key] > 0 for key in ('book_recipe', 'book_train', 'book_val', 'book_data'))
-    assert result['book_train'] <= result['book_recipe'] <= result['book_val']
+def test_quick_comparison_with_the_book_runs_in_this_framework(framework, mirror, tmp_path):
+    """The book's way of training this framework's tab runs, alternated with ours,
+    on the same network (`against_book` stops when the parameter counts differ)."""
+    book = run_quick('book', framework, tmp_path / 'book.json')
+    assert book['params'] == 179290 and len(book['ours_s']) == len(book['book_s']) == 1
+    assert book['ours'] > 0 and book['book'] > 0
+    assert book['speedup'] == pytest.approx(book['book_s'][0] / book['ours_s'][0], rel=1e-3)
 
 
 def run_quick(command, framework, out):

@@ -295,70 +295,66 @@ def measure(framework, reps):
     return result
 
 
-# ------------------------------------------------------------ the book's recipe
+# ------------------------------------------------------------ against the book
 
-def book_recipe(reps):
-    """End-to-end images/s of the book's recipe on the same 6:1 mix of batches."""
-    import numpy as np
-    import torch
-    from PIL import Image
-    from torch.utils.data import DataLoader, Dataset
+# Training batches per unit of the comparison with the book (a sixth as many
+# validation batches, the mix of a real epoch). The book's TensorFlow and JAX
+# steps run near 10 images/s, so their units are shorter.
+BOOK_TRAIN_BATCHES = {'pytorch': 24, 'mxnet': 24, 'tensorflow': 6, 'jax': 6}
+BOOK_PAIRS = 3
 
-    from d2lsupport import torch as d2l
-    from d2lsupport.data import load_split
-    warnings.filterwarnings('ignore', 'This DataLoader will create 4 worker processes')
 
-    class ResizedFashionMNIST(Dataset):
-        """Raw 28 x 28 images, resized one by one as PIL images, then to [0, 1] tensors."""
-
-        def __init__(self, train):
-            self.images, self.labels = load_split(train)
-
-        def __len__(self):
-            return len(self.labels)
-
-        def __getitem__(self, i):
-            image = Image.fromarray(self.images[i]).resize((SIZE, SIZE), Image.BILINEAR)
-            X = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255).unsqueeze(0)
-            return X, int(self.labels[i])
-
-    def loader(train):
-        return DataLoader(ResizedFashionMNIST(train), BATCH, shuffle=train, num_workers=4)
-
-    model = d2l.RegNetX32(lr=LR)
-    d2l.param_count(model, (1, 1, SIZE, SIZE))
-    optim = torch.optim.SGD(model.parameters(), lr=LR)
-
-    def run(batches, train):
-        """Seconds for `batches` batches after 3 warm-up batches of a fresh loader."""
-        it = iter(loader(train))
-        model.train(train)
-        for i in range(3 + batches):
-            if i == 3:
-                start = time.perf_counter()
-            X, y = next(it)
-            if train:
-                loss = model.loss(model(X), y)
-                optim.zero_grad()
-                loss.backward()
-                optim.step()
-            else:
-                with torch.no_grad():
-                    float(model.accuracy(model(X), y))
-        return time.perf_counter() - start
-
-    train_rate = rate(min(run(TRAIN_BATCHES, True) for _ in range(reps)),
-                      TRAIN_BATCHES * BATCH)
-    val_rate = rate(min(run(VAL_BATCHES * 3, False) for _ in range(reps)),
-                    VAL_BATCHES * 3 * BATCH)
-    it = iter(loader(True))
-    next(it)
+def our_epoch(trainer):
+    """Seconds of one more epoch of a fitted Trainer, as `fit` runs one:
+    training steps with the live plot, then validation."""
+    trainer.epoch += 1
+    trainer.epochs = max(trainer.epochs, trainer.epoch + 1)
     start = time.perf_counter()
-    for _ in range(30):
-        next(it)
-    return {'book_recipe': mixed_rate(train_rate, val_rate), 'book_train': train_rate,
-            'book_val': val_rate, 'book_data': rate(time.perf_counter() - start, 30 * BATCH),
-            'peak_rss_mb': peak_rss_mb()}
+    trainer._train_epoch()
+    trainer._validate()
+    return time.perf_counter() - start
+
+
+def against_book(framework, pairs):
+    """Our Trainer and the book's way of training (tools/bench_book.py), one
+    epoch of the same subset each, alternated after a warm-up epoch of each:
+    ours, book, ours, book, ... Returns both rates and the median over the
+    pairs of book time over ours (`speedup`)."""
+    from bench_book import BOOKS, median_ratio
+
+    from d2lsupport.data import load_split
+    d2l = framework_module(framework)
+    num_train = BOOK_TRAIN_BATCHES[framework]
+    num_val = max(1, num_train // 6)
+    (images, labels), (val_images, val_labels) = load_split(True), load_split(False)
+    book = BOOKS[framework](images[:num_train * BATCH], labels[:num_train * BATCH],
+                            val_images[:num_val * BATCH], val_labels[:num_val * BATCH],
+                            LR, max_epochs=pairs + 1, size=SIZE)
+    ours_model = d2l.RegNetX32(lr=LR)
+    ours_params = d2l.param_count(ours_model, d2l_input_shape(framework))
+    if book.param_count() != ours_params:
+        raise SystemExit(f'bench: the book network has {book.param_count():,} parameters '
+                         f'and ours {ours_params:,}; they must be the same network')
+    data = d2l.FashionMNIST(batch_size=BATCH, resize=(SIZE, SIZE),
+                            num_train=num_train * BATCH, num_val=num_val * BATCH)
+    trainer = rendering_trainer(d2l, 1)
+    trainer.fit(ours_model, data)   # warm-up: compiles, starts the data
+    book.fit_epoch()
+    ours, theirs = [], []
+    for _ in range(pairs):
+        ours.append(round(our_epoch(trainer), 3))
+        theirs.append(round(book.fit_epoch(), 3))
+    images_per_epoch = (num_train + num_val) * BATCH
+    return {'train_batches': num_train, 'val_batches': num_val, 'params': ours_params,
+            'ours_s': ours, 'book_s': theirs,
+            'ours': rate(statistics.median(ours), images_per_epoch),
+            'book': rate(statistics.median(theirs), images_per_epoch),
+            'speedup': median_ratio(ours, theirs)}
+
+
+def d2l_input_shape(framework):
+    """The shape of one input image batch of RegNetX32 in `framework`'s layout."""
+    return (1, 1, SIZE, SIZE) if framework in ('pytorch', 'mxnet') else (1, SIZE, SIZE, 1)
 
 
 # ---------------------------------------------------------------------- report
@@ -422,6 +418,8 @@ def table(bench):
     tables = []
     if any('trainer' in bench.get(fw, {}) for fw in FRAMEWORKS):
         tables.append(speed_table(bench))
+    if any('book' in bench.get(fw, {}) for fw in FRAMEWORKS):
+        tables.append(book_table(bench))
     if any('drift' in bench.get(fw, {}) for fw in FRAMEWORKS):
         tables.append(drift_table(bench))
     if any('bn' in bench.get(fw, {}) for fw in FRAMEWORKS):
@@ -436,22 +434,31 @@ def speed_table(bench):
     present = [fw for fw in FRAMEWORKS if 'trainer' in bench.get(fw, {})]
     fastest = max(bench[fw]['trainer'] for fw in present) if present else None
     lines = ['| framework | bare eager | bare fast | data | trainer | trainer / fastest '
-             '| trainer / book recipe | overhead | peak RSS (MiB) |',
-             '|---|---:|---:|---:|---:|---:|---:|---:|---:|']
-    book = bench.get('book_recipe')
+             '| overhead | peak RSS (MiB) |', '|---|---:|---:|---:|---:|---:|---:|---:|']
     for fw in present:
         r = bench[fw]
-        vs_book = f'{r["trainer"] / book:.2f}x' if book else 'n/a'
         lines.append(f'| {fw} | {r["bare_eager"]:.1f} | {r["bare_fast"]:.1f} | '
                      f'{r["data"]:.0f} | {r["trainer"]:.1f} | {r["trainer"] / fastest:.2f}x | '
-                     f'{vs_book} | {100 * r["overhead"]:+.0f}% | {r["peak_rss_mb"]:.0f} |')
-    if book:
-        lines.append(f'| book recipe (PyTorch) | | {bench["book_train"]:.1f} (train) | '
-                     f'{bench["book_data"]:.0f} | {book:.1f} | | 1.00x | | |')
+                     f'{100 * r["overhead"]:+.0f}% | {r["peak_rss_mb"]:.0f} |')
     extra = [f'{fw} {name}: {value:.1f}' for fw in present
              for name, value in bench[fw].get('variants', {}).items()]
     if extra:
         lines += ['', 'Other bare training steps (images/s): ' + '; '.join(extra) + '.']
+    return '\n'.join(lines)
+
+
+def book_table(bench):
+    """Ours against the book, per framework: rates and the median pairwise ratio."""
+    lines = ['| framework | epoch (train + val batches) | pairs | ours (images/s) '
+             '| book (images/s) | ours / book, median of pairs | pairwise ratios |',
+             '|---|---|---:|---:|---:|---:|---|']
+    for fw in FRAMEWORKS:
+        b = bench.get(fw, {}).get('book')
+        if b:
+            ratios = ', '.join(f'{t / o:.2f}' for o, t in zip(b['ours_s'], b['book_s']))
+            lines.append(f'| {fw} | {b["train_batches"]} + {b["val_batches"]} | '
+                         f'{len(b["ours_s"])} | {b["ours"]:.1f} | {b["book"]:.1f} | '
+                         f'{b["speedup"]:.2f}x | {ratios} |')
     return '\n'.join(lines)
 
 
@@ -465,9 +472,10 @@ def main(argv=None):
     m.add_argument('--reps', type=int, default=8)
     m.add_argument('--quick', action='store_true',
                    help='a check that everything runs: tiny sizes, numbers meaningless')
-    b = commands.add_parser('book', help="time the book's recipe (PyTorch environment)")
+    b = commands.add_parser('book', help="our Trainer against the book's, alternated")
+    b.add_argument('--framework', required=True, choices=FRAMEWORKS)
     b.add_argument('--out', required=True)
-    b.add_argument('--reps', type=int, default=2)
+    b.add_argument('--pairs', type=int, default=BOOK_PAIRS)
     b.add_argument('--quick', action='store_true')
     for name, help_text, option, default in (
             ('drift', 'per-epoch time and memory of a long fit', '--epochs', DRIFT_EPOCHS),
@@ -496,6 +504,8 @@ def main(argv=None):
             args.steps = 1
         if args.command == 'drift':
             args.epochs = min(args.epochs, 4)
+        if args.command == 'book':
+            BOOK_TRAIN_BATCHES[args.framework], args.pairs = 2, 1
     if args.command == 'report':
         missing = [p for p in args.paths if not Path(p).exists()]
         if missing:
@@ -508,7 +518,7 @@ def main(argv=None):
     elif args.command == 'drift':
         bench = {args.framework: {'drift': drift(args.framework, args.epochs)}}
     elif args.command == 'book':
-        bench = book_recipe(args.reps)
+        bench = {args.framework: {'book': against_book(args.framework, args.pairs)}}
     else:
         bench = {args.framework: measure(args.framework, args.reps)}
     Path(args.out).write_text(json.dumps(bench, indent=1) + '\n')
