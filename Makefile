@@ -122,19 +122,28 @@ study: $(call stamp,$(STUDY_FRAMEWORK)) data
 	$(call env_python,$(STUDY_FRAMEWORK)) -m d2lsupport.study plot results/study-cost.jsonl \
 		--out img/edf-study-cost.svg
 
-# Speed and memory: every framework in its own process, then the book's recipe as the
-# baseline; writes results/bench.json and prints a markdown table (see BENCHMARKS.md).
-# Takes about 15 minutes on 2 cores; run it on an otherwise idle machine.
+# Speed and memory: every framework in its own process; each against the book's way of
+# training its tab (alternated epochs); JAX's and PyTorch's steps operation by operation.
+# Writes results/bench.json and prints markdown tables (see BENCHMARKS.md). Takes about
+# 30 minutes on 2 cores; run it on an otherwise idle machine.
 BENCH_REPS ?= 8
+BENCH_PAIRS ?= 3
+PROFILED := jax pytorch
 bench: setup data
 	mkdir -p _build/bench results
 	for fw in $(FRAMEWORKS); do \
 		$(ENVS_DIR)/$$fw/bin/python tools/bench.py measure --framework $$fw \
-			--reps $(BENCH_REPS) --out _build/bench/$$fw.json || exit 1; \
+			--reps $(BENCH_REPS) --out _build/bench/$$fw.json && \
+		$(ENVS_DIR)/$$fw/bin/python tools/bench.py book --framework $$fw \
+			--pairs $(BENCH_PAIRS) --out _build/bench/book.$$fw.json || exit 1; \
 	done
-	$(call env_python,pytorch) tools/bench.py book --out _build/bench/book.json
-	$(call env_python,pytorch) tools/bench.py report $(foreach fw,$(FRAMEWORKS) book,_build/bench/$(fw).json) \
-		--out results/bench.json
+	for fw in $(PROFILED); do \
+		$(ENVS_DIR)/$$fw/bin/python tools/bench.py profile --framework $$fw \
+			--out _build/bench/profile.$$fw.json || exit 1; \
+	done
+	$(call env_python,pytorch) tools/bench.py report \
+		$(foreach fw,$(FRAMEWORKS),_build/bench/$(fw).json _build/bench/book.$(fw).json) \
+		$(foreach fw,$(PROFILED),_build/bench/profile.$(fw).json) --out results/bench.json
 
 # The long-run check: per-epoch time and resident memory of a 6-epoch fit on a subset
 # shaped like a real epoch, in every framework (see BENCHMARKS.md for how long it takes).

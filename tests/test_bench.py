@@ -124,6 +124,51 @@ def test_quick_memory_phases_run_in_this_framework(framework, mirror, tmp_path):
     assert f'| phase | {framework} |' in text and len(text.splitlines()) == 11
 
 
+def test_quick_profile_runs_where_the_profiler_times_each_operation(framework, mirror,
+                                                                    tmp_path):
+    command = [sys.executable, str(ROOT / 'tools' / 'bench.py'), 'profile', '--framework',
+               framework, '--quick', '--out', str(tmp_path / 'p.json')]
+    if framework not in ('jax', 'pytorch'):
+        result = subprocess.run(command, capture_output=True, text=True)
+        assert result.returncode == 2 and 'only jax and pytorch' in result.stderr
+        return
+    subprocess.run(command, check=True, capture_output=True)
+    profile = json.loads((tmp_path / 'p.json').read_text())[framework]['profile']
+    assert set(profile['kinds_ms']) == set(bench.PROFILE_KINDS)
+    # the step's convolutions are found and timed, forward and backward
+    assert profile['kinds_ms']['convolution, forward'] > 0
+    assert profile['kinds_ms']['convolution, backward'] > 0
+    assert 0 < sum(profile['kinds_ms'].values()) and profile['step_ms'] > 0
+    text = bench.profile_table({framework: {'profile': profile}})
+    assert f'| operations | {framework} ms (share) |' in text
+
+
+def test_jax_operations_are_traced_to_the_model_operations_they_come_from():
+    program = """HloModule step
+%fused_computation.1 (p: f32[4]) -> f32[4] {
+  %p = f32[4]{0} parameter(0)
+  ROOT %max.1 = f32[4]{0} maximum(%p, %p), metadata={op_name="jit(s)/jvp(Net)/BatchNorm_0/max"}
+}
+%fused_computation.2 (a: f32[4], b: f32[4]) -> f32[4,4] {
+  ROOT %convolution.9 = f32[4,4]{1,0} convolution(%a, %b), window={size=3}
+}
+ENTRY %main (x: f32[4]) -> f32[4] {
+  %x = f32[4]{0} parameter(0)
+  %fusion.1 = f32[4]{0} fusion(%x), kind=kLoop, calls=%fused_computation.1
+  %ynn_fusion.2 = f32[4,4]{1,0} fusion(%x, %x), kind=kCustom, calls=%fused_computation.2
+  %convolution.3 = f32[4]{0} convolution(%x, %x), metadata={op_name="jit(s)/transpose(jvp(Net))/_Conv1x1_0/conv_general_dilated"}
+  %transpose_copy_fusion.4 = f32[4]{0} fusion(%x), kind=kLoop, calls=%fused_computation.1
+  ROOT %mul.5 = f32[4]{0} multiply(%x, %x), metadata={op_name="jit(s)/mul"}
+}
+"""
+    origin = bench._hlo_origins(program)
+    kinds = {name: bench._jax_kind(name, origin[name]) for name in
+             ('fusion.1', 'ynn_fusion.2', 'convolution.3', 'transpose_copy_fusion.4', 'mul.5')}
+    assert kinds == {'fusion.1': 'batch norm, forward', 'ynn_fusion.2': 'convolution, backward',
+                     'convolution.3': 'convolution, backward',
+                     'transpose_copy_fusion.4': 'layout copies', 'mul.5': 'optimizer update'}
+
+
 def test_report_tables_of_the_long_run_and_batch_norm_checks(tmp_path):
     drift = {'epochs': 4, 'epoch_s': [30.0, 20.0, 20.0, 25.0], 'rss_mb': [900, 1000, 1000, 1100],
              'time_spread': 0.111, 'rss_growth': 0.1, 'time_ok': False, 'memory_ok': False}

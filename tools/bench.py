@@ -41,6 +41,7 @@ import argparse
 import io
 import json
 import os
+import re
 import statistics
 import sys
 import time
@@ -295,6 +296,145 @@ def measure(framework, reps):
     return result
 
 
+# ------------------------------------------------------------ profile
+
+PROFILE_STEPS = 5
+# The operations of a training step, in a few kinds that every framework has.
+PROFILE_KINDS = ('convolution, forward', 'convolution, backward', 'batch norm, forward',
+                 'batch norm, backward', 'layout copies', 'optimizer update',
+                 'elementwise and other')
+
+
+def profile(framework, steps):
+    """Where a training step of RegNetX32 spends its time, operation by
+    operation, from the framework's own profiler: milliseconds per step of each
+    kind of operation (PROFILE_KINDS) and of the slowest single operations."""
+    d2l = framework_module(framework)
+    data = d2l.FashionMNIST(batch_size=BATCH, resize=(SIZE, SIZE), num_train=4 * BATCH,
+                            num_val=BATCH)
+    trainer = prepared_trainer(d2l, True, data)
+    batch = next(data.train_dataloader())
+    for _ in range(3):
+        float(trainer.train_step(batch))
+    ops, wall = (_jax_ops if framework == 'jax' else _torch_ops)(trainer, batch, steps)
+    kinds = dict.fromkeys(PROFILE_KINDS, 0.0)
+    for _, kind, ms in ops:
+        kinds[kind] += ms
+    top = sorted(ops, key=lambda op: -op[2])[:15]
+    return {'steps': steps, 'step_ms': round(wall, 1),
+            'kinds_ms': {k: round(v, 1) for k, v in kinds.items()},
+            'top_ms': [[name, kind, round(ms, 2)] for name, kind, ms in top]}
+
+
+def _jax_ops(trainer, batch, steps):
+    """[(operation, kind, ms per step)] of the compiled step, from a JAX profiler
+    trace (one event per XLA operation) and the compiled program, whose metadata
+    names the model operation each XLA operation comes from."""
+    import glob
+    import gzip
+    import re
+    import tempfile
+
+    import jax
+    X, y = jax.device_put(batch)
+    program = trainer._train.lower(trainer.params, trainer.batch_stats, trainer.opt_state,
+                                   X, y).compile().as_text()
+    origin = _hlo_origins(program)
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        with jax.profiler.trace(folder, create_perfetto_trace=True):
+            for _ in range(steps):
+                float(trainer.train_step(batch))
+        wall = (time.perf_counter() - start) * 1000 / steps
+        trace, = glob.glob(f'{folder}/**/perfetto_trace.json.gz', recursive=True)
+        with gzip.open(trace) as f:
+            events = json.load(f)['traceEvents']
+    totals = {}
+    for event in events:
+        if event.get('ph') == 'X' and event['name'] in origin:
+            totals[event['name']] = totals.get(event['name'], 0.0) + event['dur'] / 1000
+    return [(f'{name} ({origin[name].split("/", 1)[-1]})', _jax_kind(name, origin[name]),
+             ms / steps) for name, ms in totals.items()], wall
+
+
+def _hlo_origins(program):
+    """{XLA operation: the model operation it comes from} of a compiled program's
+    text. A fusion without its own metadata takes that of its fused root, or of
+    the last fused operation that has some, or else '<root opcode>'."""
+    origin, calls, roots, computation = {}, {}, {}, None
+    for line in program.splitlines():
+        header = re.match(r'^(?:ENTRY )?%?([\w.\-]+) .*\{$', line)
+        if header:
+            computation = header.group(1)
+            continue
+        op = re.match(r'^\s*(ROOT )?%?([\w.\-]+) = ', line)
+        if not op:
+            continue
+        name = op.group(2)
+        meta = re.search(r'op_name="([^"]*)"', line)
+        called = re.search(r'calls=%?([\w.\-]+)', line)
+        origin.setdefault(name, '')
+        if meta:
+            origin[name] = meta.group(1)
+        elif called:
+            calls[name] = called.group(1)
+        if meta and (op.group(1) or computation not in roots or not roots[computation][0]):
+            roots[computation] = (bool(op.group(1)), meta.group(1))
+        elif op.group(1) and computation not in roots:   # e.g. a rewritten gradient
+            opcode = re.search(r' = \S+ ([\w\-]+)\(', line)
+            roots[computation] = (True, f'<{opcode.group(1) if opcode else "?"}>')
+    for name, computation in calls.items():
+        origin[name] = roots.get(computation, (False, ''))[1]
+    return origin
+
+
+def _jax_kind(name, op_name):
+    if name.startswith(('transpose', 'copy', 'slice', 'wrapped_slice', 'concatenate')) or (
+            'copy' in name and 'fusion' in name):
+        return 'layout copies'
+    if op_name in ('<convolution>', '<dot>'):   # kernel gradients XLA rewrote
+        return 'convolution, backward'
+    if op_name.startswith('jit(') and 'jvp(' not in op_name:
+        return 'optimizer update'
+    backward = 'transpose(jvp(' in op_name
+    if op_name.rsplit('/', 1)[-1] in ('conv_general_dilated', 'dot_general') or (
+            name.startswith(('conv', 'dot')) and 'BatchNorm' not in op_name):
+        return f'convolution, {"backward" if backward else "forward"}'
+    if '/BatchNorm_' in op_name:
+        return f'batch norm, {"backward" if backward else "forward"}'
+    return 'elementwise and other'
+
+
+def _torch_ops(trainer, batch, steps):
+    """[(operation, kind, ms per step)] of the step, from PyTorch's profiler (each
+    operator's own CPU time, without the operators it calls)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+    start = time.perf_counter()
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            float(trainer.train_step(batch))
+    wall = (time.perf_counter() - start) * 1000 / steps
+    return [(e.key, _torch_kind(e.key), e.self_cpu_time_total / 1000 / steps)
+            for e in prof.key_averages() if e.self_cpu_time_total > 0], wall
+
+
+def _torch_kind(name):
+    if 'Optimizer' in name or 'foreach' in name or 'sgd' in name.lower():
+        return 'optimizer update'
+    if 'convolution_backward' in name:
+        return 'convolution, backward'
+    if 'convolution' in name or 'addmm' in name or name == 'aten::mm':
+        return 'convolution, forward'
+    if 'batch_norm_backward' in name:
+        return 'batch norm, backward'
+    if 'batch_norm' in name:
+        return 'batch norm, forward'
+    if any(k in name for k in ('copy', 'contiguous', 'clone', 'to_dense', 'reorder')):
+        return 'layout copies'
+    return 'elementwise and other'
+
+
 # ------------------------------------------------------------ against the book
 
 # Training batches per unit of the comparison with the book (a sixth as many
@@ -426,7 +566,29 @@ def table(bench):
         tables.append(bn_table(bench))
     if any('memory' in bench.get(fw, {}) for fw in FRAMEWORKS):
         tables.append(memory_table(bench))
+    if any('profile' in bench.get(fw, {}) for fw in FRAMEWORKS):
+        tables.append(profile_table(bench))
     return '\n\n'.join(tables)
+
+
+def profile_table(bench):
+    """Milliseconds per training step of each kind of operation, one column per
+    profiled framework, with each kind's share of the step's operations."""
+    present = [fw for fw in FRAMEWORKS if 'profile' in bench.get(fw, {})]
+    profiles = [bench[fw]['profile'] for fw in present]
+    totals = [sum(p['kinds_ms'].values()) for p in profiles]
+    lines = ['| operations | ' + ' | '.join(f'{fw} ms (share)' for fw in present) + ' |',
+             '|---|' + '---:|' * len(present)]
+    for kind in PROFILE_KINDS:
+        cells = [f'{p["kinds_ms"][kind]:.1f} ({p["kinds_ms"][kind] / t:.0%})'
+                 for p, t in zip(profiles, totals)]
+        lines.append(f'| {kind} | ' + ' | '.join(cells) + ' |')
+    lines.append('| all operations | ' + ' | '.join(f'{t:.1f}' for t in totals) + ' |')
+    lines.append('| the step, wall time | ' + ' | '.join(f'{p["step_ms"]:.1f}' for p in profiles)
+                 + ' |')
+    lines.append('| wall time outside the operations | ' + ' | '.join(
+        f'{p["step_ms"] - t:.1f}' for p, t in zip(profiles, totals)) + ' |')
+    return '\n'.join(lines)
 
 
 def speed_table(bench):
@@ -480,7 +642,9 @@ def main(argv=None):
     for name, help_text, option, default in (
             ('drift', 'per-epoch time and memory of a long fit', '--epochs', DRIFT_EPOCHS),
             ('memory', 'resident memory through the phases of training', '--steps', MEMORY_STEPS),
-            ('bn', 'running against per-batch BN statistics', '--steps', BN_STEPS)):
+            ('bn', 'running against per-batch BN statistics', '--steps', BN_STEPS),
+            ('profile', 'a training step operation by operation (jax, pytorch)', '--steps',
+             PROFILE_STEPS)):
         c = commands.add_parser(name, help=help_text)
         c.add_argument('--framework', required=True, choices=FRAMEWORKS)
         c.add_argument('--out', required=True)
@@ -500,7 +664,7 @@ def main(argv=None):
         global SIZE
         TRAIN_BATCHES, VAL_BATCHES, DATA_BATCHES, args.reps, SIZE = 2, 1, 2, 1, 32
         DRIFT_TRAIN, DRIFT_VAL, BN_VAL_BATCHES = BATCH + 8, 8, 1
-        if args.command in ('bn', 'memory'):
+        if args.command in ('bn', 'memory', 'profile'):
             args.steps = 1
         if args.command == 'drift':
             args.epochs = min(args.epochs, 4)
@@ -517,6 +681,10 @@ def main(argv=None):
         bench = {args.framework: {'memory': memory_phases(args.framework, args.steps)}}
     elif args.command == 'drift':
         bench = {args.framework: {'drift': drift(args.framework, args.epochs)}}
+    elif args.command == 'profile':
+        if args.framework not in ('jax', 'pytorch'):
+            parser.error('profile: only jax and pytorch (their profilers time each operation)')
+        bench = {args.framework: {'profile': profile(args.framework, args.steps)}}
     elif args.command == 'book':
         bench = {args.framework: {'book': against_book(args.framework, args.pairs)}}
     else:
