@@ -151,10 +151,7 @@ class _GroupedConv3x3(nn.Module):
     on the split channels, concatenated: same parameters and math, but on a
     CPU XLA's ``feature_group_count`` is several times slower, and so are a
     block-diagonal dense kernel and image patches times a batched matrix
-    product. With stride 2 (and an even height and width) each group runs as a
-    2x2 convolution of stride 1 on its channels rearranged by space-to-depth
-    (`_space_to_depth`): XLA's gradients of a strided convolution are slow on a
-    CPU (BENCHMARKS.md, "Formulations measured").
+    product (BENCHMARKS.md, "Formulations measured").
     """
     num_channels: int
     group_width: int
@@ -165,33 +162,11 @@ class _GroupedConv3x3(nn.Module):
         kernel = self.param('kernel', _xavier, (3, 3, self.group_width, self.num_channels))
         bias = self.param('bias', nn.initializers.zeros, (self.num_channels,))
         groups = self.num_channels // self.group_width
-        strides, padding = self.strides, ((1, 1), (1, 1))
-        if strides == 2 and X.shape[1] % 2 == 0 and X.shape[2] % 2 == 0:
-            X, kernel = _space_to_depth(X, kernel, groups)
-            strides, padding = 1, ((1, 0), (1, 0))
-        conv = partial(jax.lax.conv_general_dilated, window_strides=(strides,) * 2,
-                       padding=padding, dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+        conv = partial(jax.lax.conv_general_dilated, window_strides=(self.strides,) * 2,
+                       padding=((1, 1), (1, 1)), dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
         Y = [conv(x, k) for x, k in zip(jnp.split(X, groups, axis=-1),
                                         jnp.split(kernel, groups, axis=-1))]
         return jnp.concatenate(Y, axis=-1) + bias
-
-
-def _space_to_depth(X, kernel, groups):
-    """X (N, H, W, C) and a 3x3 kernel of stride 2 and padding 1 as an input of
-    (N, H/2, W/2, 4C) and a 2x2 kernel of stride 1 and padding (1, 0) that give
-    the same output. Output pixel i reads input rows 2i-1, 2i and 2i+1: the
-    second row of 2x2 block i-1 and both rows of block i. Each group keeps its
-    4 group_width input channels together, ordered (row in block, column in
-    block, channel)."""
-    N, H, W, C = X.shape
-    group_width = C // groups
-    X = X.reshape(N, H // 2, 2, W // 2, 2, groups, group_width)
-    X = X.transpose(0, 1, 3, 5, 2, 4, 6).reshape(N, H // 2, W // 2, 4 * C)
-    # kernel rows (columns) -1, 0, 1 become rows 1, 2, 3 of a 4x4 kernel: (block, offset)
-    kernel = jnp.pad(kernel, ((1, 0), (1, 0), (0, 0), (0, 0)))
-    kernel = kernel.reshape(2, 2, 2, 2, group_width, kernel.shape[-1])
-    kernel = kernel.transpose(0, 2, 1, 3, 4, 5).reshape(2, 2, 4 * group_width, -1)
-    return X, kernel
 
 
 class SqueezeExcitation(nn.Module):

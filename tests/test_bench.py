@@ -74,49 +74,50 @@ def test_report_names_a_missing_file(tmp_path):
     assert result.returncode == 2 and 'run `make bench` first' in result.stderr
 
 
-def test_quick_benchmark_runs_in_this_framework(framework, mirror, tmp_path):
-    """`make bench` works here: every measurement of tools/bench.py runs (tiny sizes)."""
-    out = tmp_path / f'{framework}.json'
-    subprocess.run([sys.executable, str(ROOT / 'tools' / 'bench.py'), 'measure', '--framework',
-                    framework, '--quick', '--out', str(out)], check=True, capture_output=True)
-    result = json.loads(out.read_text())[framework]
+@pytest.fixture(scope='module')
+def checked(framework, mirror, tmp_path_factory):
+    """Every measurement of tools/bench.py at tiny sizes, in one process of this
+    framework (`bench.py check`): what `make bench`, `make drift`, `make bn-check`
+    and `make memory` run, each part checked by a test below."""
+    out = tmp_path_factory.mktemp('bench') / 'check.json'
+    subprocess.run([sys.executable, str(ROOT / 'tools' / 'bench.py'), 'check', '--framework',
+                    framework, '--out', str(out)], check=True, capture_output=True)
+    return json.loads(out.read_text())[framework]
+
+
+def test_quick_benchmark_runs_in_this_framework(framework, checked):
+    result = checked['measure']
     for key in ('bare_eager', 'bare_fast', 'bare_fast_eval', 'data', 'trainer', 'peak_rss_mb'):
         assert result[key] > 0, key
     expected = {'pytorch': {'torch.compile', 'bfloat16 autocast'}, 'tensorflow': {'XLA'}}
     assert set(result['variants']) == expected.get(framework, set())
 
 
-def test_quick_comparison_with_the_book_runs_in_this_framework(framework, mirror, tmp_path):
+def test_quick_comparison_with_the_book_runs_in_this_framework(checked):
     """The book's way of training this framework's tab runs, alternated with ours,
     on the same network (`against_book` stops when the parameter counts differ)."""
-    book = run_quick('book', framework, tmp_path / 'book.json')
+    book = checked['book']
     assert book['params'] == 179290 and len(book['ours_s']) == len(book['book_s']) == 1
     assert book['ours'] > 0 and book['book'] > 0
     assert book['speedup'] == pytest.approx(book['book_s'][0] / book['ours_s'][0], rel=1e-3)
 
 
-def run_quick(command, framework, out):
-    subprocess.run([sys.executable, str(ROOT / 'tools' / 'bench.py'), command, '--framework',
-                    framework, '--quick', '--out', str(out)], check=True, capture_output=True)
-    return json.loads(out.read_text())[framework][command]
-
-
-def test_quick_long_run_check_runs_in_this_framework(framework, mirror, tmp_path):
-    drift = run_quick('drift', framework, tmp_path / 'drift.json')
+def test_quick_long_run_check_runs_in_this_framework(checked):
+    drift = checked['drift']
     assert drift['epochs'] == 4 and len(drift['epoch_s']) == len(drift['rss_mb']) == 4
     assert all(t > 0 for t in drift['epoch_s']) and min(drift['rss_mb']) > drift['rss_before_mb']
     assert isinstance(drift['time_ok'], bool) and isinstance(drift['memory_ok'], bool)
 
 
-def test_quick_batch_norm_check_runs_in_this_framework(framework, mirror, tmp_path):
-    bn = run_quick('bn', framework, tmp_path / 'bn.json')
+def test_quick_batch_norm_check_runs_in_this_framework(checked):
+    bn = checked['bn']
     assert bn['steps'] == 1 and bn['val_images'] == bench.BATCH
     for stats in ('running_stats', 'batch_stats'):
         assert 0 <= bn[stats]['acc'] <= 1 and bn[stats]['loss'] > 0
 
 
-def test_quick_memory_phases_run_in_this_framework(framework, mirror, tmp_path):
-    phases = run_quick('memory', framework, tmp_path / 'memory.json')
+def test_quick_memory_phases_run_in_this_framework(framework, checked):
+    phases = checked['memory']
     assert len(phases) == 9 and phases[0]['phase'] == 'python and d2lsupport.core'
     peaks = [p['peak_rss_mb'] for p in phases]
     assert peaks == sorted(peaks) and phases[-1]['rss_mb'] > phases[0]['rss_mb']
@@ -124,16 +125,11 @@ def test_quick_memory_phases_run_in_this_framework(framework, mirror, tmp_path):
     assert f'| phase | {framework} |' in text and len(text.splitlines()) == 11
 
 
-def test_quick_profile_runs_where_the_profiler_times_each_operation(framework, mirror,
-                                                                    tmp_path):
-    command = [sys.executable, str(ROOT / 'tools' / 'bench.py'), 'profile', '--framework',
-               framework, '--quick', '--out', str(tmp_path / 'p.json')]
-    if framework not in ('jax', 'pytorch'):
-        result = subprocess.run(command, capture_output=True, text=True)
-        assert result.returncode == 2 and 'only jax and pytorch' in result.stderr
+def test_quick_profile_runs_where_the_profiler_times_each_operation(framework, checked):
+    if framework not in bench.PROFILED:
+        assert 'profile' not in checked
         return
-    subprocess.run(command, check=True, capture_output=True)
-    profile = json.loads((tmp_path / 'p.json').read_text())[framework]['profile']
+    profile = checked['profile']
     assert set(profile['kinds_ms']) == set(bench.PROFILE_KINDS)
     # the step's convolutions are found and timed, forward and backward
     assert profile['kinds_ms']['convolution, forward'] > 0
@@ -141,6 +137,14 @@ def test_quick_profile_runs_where_the_profiler_times_each_operation(framework, m
     assert 0 < sum(profile['kinds_ms'].values()) and profile['step_ms'] > 0
     text = bench.profile_table({framework: {'profile': profile}})
     assert f'| operations | {framework} ms (share) |' in text
+
+
+def test_profile_of_a_framework_without_an_operation_profiler_is_a_one_line_error(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / 'tools' / 'bench.py'), 'profile',
+                             '--framework', 'mxnet', '--out', str(tmp_path / 'p.json')],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and 'profile: only jax and pytorch' in result.stderr
+    assert not (tmp_path / 'p.json').exists()
 
 
 def test_jax_operations_are_traced_to_the_model_operations_they_come_from():

@@ -97,13 +97,12 @@ def test_tensorflow_split_group_conv_is_the_native_grouped_conv(framework, d2l, 
                                tape.gradient(loss_native, native.kernel), atol=1e-4)
 
 
-# stride 2 on an even size runs as a stride-1 convolution after space-to-depth
-@pytest.mark.parametrize('strides, size', [(1, 7), (2, 7), (2, 8)])
-def test_jax_grouped_conv_is_the_feature_group_convolution(framework, d2l, strides, size):
+@pytest.mark.parametrize('strides', [1, 2])
+def test_jax_grouped_conv_is_the_feature_group_convolution(framework, d2l, strides):
     only(framework, 'jax')
     import jax
     from flax import linen as nn
-    X = jax.random.normal(jax.random.PRNGKey(0), (2, size, size, 8))
+    X = jax.random.normal(jax.random.PRNGKey(0), (2, 7, 7, 8))
     ours = d2l._GroupedConv3x3(8, group_width=2, strides=strides)
     variables = ours.init(jax.random.PRNGKey(1), X)
     variables = jax.tree_util.tree_map(lambda v: v + 0.1, variables)   # a nonzero bias

@@ -299,6 +299,7 @@ def measure(framework, reps):
 # ------------------------------------------------------------ profile
 
 PROFILE_STEPS = 5
+PROFILED = ('jax', 'pytorch')   # frameworks whose profiler times each operation
 # The operations of a training step, in a few kinds that every framework has.
 PROFILE_KINDS = ('convolution, forward', 'convolution, backward', 'batch norm, forward',
                  'batch norm, backward', 'layout copies', 'optimizer update',
@@ -308,7 +309,9 @@ PROFILE_KINDS = ('convolution, forward', 'convolution, backward', 'batch norm, f
 def profile(framework, steps):
     """Where a training step of RegNetX32 spends its time, operation by
     operation, from the framework's own profiler: milliseconds per step of each
-    kind of operation (PROFILE_KINDS) and of the slowest single operations."""
+    kind of operation (PROFILE_KINDS) and of the slowest single operations. The
+    profiler slows the step down (JAX's trace much more than PyTorch's), so the
+    step is also timed without it."""
     d2l = framework_module(framework)
     data = d2l.FashionMNIST(batch_size=BATCH, resize=(SIZE, SIZE), num_train=4 * BATCH,
                             num_val=BATCH)
@@ -316,12 +319,13 @@ def profile(framework, steps):
     batch = next(data.train_dataloader())
     for _ in range(3):
         float(trainer.train_step(batch))
+    unprofiled = 1000 * median_time(lambda: float(trainer.train_step(batch)), steps, 0)
     ops, wall = (_jax_ops if framework == 'jax' else _torch_ops)(trainer, batch, steps)
     kinds = dict.fromkeys(PROFILE_KINDS, 0.0)
     for _, kind, ms in ops:
         kinds[kind] += ms
     top = sorted(ops, key=lambda op: -op[2])[:15]
-    return {'steps': steps, 'step_ms': round(wall, 1),
+    return {'steps': steps, 'step_ms': round(wall, 1), 'unprofiled_step_ms': round(unprofiled, 1),
             'kinds_ms': {k: round(v, 1) for k, v in kinds.items()},
             'top_ms': [[name, kind, round(ms, 2)] for name, kind, ms in top]}
 
@@ -586,6 +590,8 @@ def profile_table(bench):
     lines.append('| all operations | ' + ' | '.join(f'{t:.1f}' for t in totals) + ' |')
     lines.append('| the step, wall time | ' + ' | '.join(f'{p["step_ms"]:.1f}' for p in profiles)
                  + ' |')
+    lines.append('| the step without the profiler (median) | ' + ' | '.join(
+        f'{p["unprofiled_step_ms"]:.1f}' for p in profiles) + ' |')
     lines.append('| wall time outside the operations | ' + ' | '.join(
         f'{p["step_ms"] - t:.1f}' for p, t in zip(profiles, totals)) + ' |')
     return '\n'.join(lines)
@@ -624,6 +630,27 @@ def book_table(bench):
     return '\n'.join(lines)
 
 
+def use_quick_sizes(framework):
+    """Tiny sizes everywhere (`--quick`): a check that everything runs, in
+    seconds; its numbers mean nothing."""
+    global TRAIN_BATCHES, VAL_BATCHES, DATA_BATCHES, DRIFT_TRAIN, DRIFT_VAL, BN_VAL_BATCHES
+    global SIZE
+    TRAIN_BATCHES, VAL_BATCHES, DATA_BATCHES, SIZE = 2, 1, 2, 32
+    DRIFT_TRAIN, DRIFT_VAL, BN_VAL_BATCHES = BATCH + 8, 8, 1
+    BOOK_TRAIN_BATCHES[framework] = 2
+
+
+def every_check(framework):
+    """Every measurement once, at the quick sizes, in one process (the tests run
+    this): the memory phases first, while the framework is not yet imported."""
+    parts = {'memory': memory_phases(framework, 1), 'measure': measure(framework, 1),
+             'book': against_book(framework, 1), 'drift': drift(framework, 4),
+             'bn': bn_check(framework, 1)}
+    if framework in PROFILED:
+        parts['profile'] = profile(framework, 1)
+    return parts
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='python tools/bench.py', description=__doc__.split(
         '\n\n')[0])
@@ -650,6 +677,10 @@ def main(argv=None):
         c.add_argument('--out', required=True)
         c.add_argument(option, type=int, default=default)
         c.add_argument('--quick', action='store_true')
+    c = commands.add_parser('check', help='every measurement at tiny sizes, in one process '
+                            '(the tests)')
+    c.add_argument('--framework', required=True, choices=FRAMEWORKS)
+    c.add_argument('--out', required=True)
     r = commands.add_parser('report', help='merge the measurements into one file')
     r.add_argument('paths', nargs='+')
     r.add_argument('--out', required=True)
@@ -659,17 +690,10 @@ def main(argv=None):
     os.environ.pop(RESULTS_ENV, None)
     if args.command == 'drift' and args.epochs < 4:
         parser.error('--epochs must be at least 4: epochs 1 and 2 are warm-up')
-    if getattr(args, 'quick', False):
-        global TRAIN_BATCHES, VAL_BATCHES, DATA_BATCHES, DRIFT_TRAIN, DRIFT_VAL, BN_VAL_BATCHES
-        global SIZE
-        TRAIN_BATCHES, VAL_BATCHES, DATA_BATCHES, args.reps, SIZE = 2, 1, 2, 1, 32
-        DRIFT_TRAIN, DRIFT_VAL, BN_VAL_BATCHES = BATCH + 8, 8, 1
-        if args.command in ('bn', 'memory', 'profile'):
-            args.steps = 1
-        if args.command == 'drift':
-            args.epochs = min(args.epochs, 4)
-        if args.command == 'book':
-            BOOK_TRAIN_BATCHES[args.framework], args.pairs = 2, 1
+    if getattr(args, 'quick', False) or args.command == 'check':
+        use_quick_sizes(args.framework)
+        args.reps, args.steps, args.pairs = 1, 1, 1
+        args.epochs = min(getattr(args, 'epochs', 4), 4)
     if args.command == 'report':
         missing = [p for p in args.paths if not Path(p).exists()]
         if missing:
@@ -681,8 +705,10 @@ def main(argv=None):
         bench = {args.framework: {'memory': memory_phases(args.framework, args.steps)}}
     elif args.command == 'drift':
         bench = {args.framework: {'drift': drift(args.framework, args.epochs)}}
+    elif args.command == 'check':
+        bench = {args.framework: every_check(args.framework)}
     elif args.command == 'profile':
-        if args.framework not in ('jax', 'pytorch'):
+        if args.framework not in PROFILED:
             parser.error('profile: only jax and pytorch (their profilers time each operation)')
         bench = {args.framework: {'profile': profile(args.framework, args.steps)}}
     elif args.command == 'book':
