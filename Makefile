@@ -125,7 +125,7 @@ study: $(call stamp,$(STUDY_FRAMEWORK)) data
 # Speed and memory: every framework in its own process; each against the book's way of
 # training its tab (alternated epochs); JAX's and PyTorch's steps operation by operation.
 # Writes results/bench.json and prints markdown tables (see BENCHMARKS.md). Takes about
-# 30 minutes on 2 cores; run it on an otherwise idle machine.
+# 25 minutes on 2 cores; run it on an otherwise idle machine.
 BENCH_REPS ?= 8
 BENCH_PAIRS ?= 3
 PROFILED := jax pytorch

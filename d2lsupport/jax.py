@@ -241,10 +241,20 @@ def _eval_model(model):
     return model.clone(training=False) if hasattr(model, 'training') else model
 
 
-@partial(jax.jit, static_argnums=0)
 def _initialize(model, key, X):
     """`model.init` as one compiled program, shared by equal models. Run operation
-    by operation, it would compile each operation of a new network on its own."""
+    by operation, it would compile each operation of a new network on its own. A
+    model with an unhashable attribute (a list, say) cannot be shared that way and
+    is initialized operation by operation."""
+    try:
+        hash(model)
+    except TypeError:
+        return model.init(key, X)
+    return _compiled_init(model, key, X)
+
+
+@partial(jax.jit, static_argnums=0)
+def _compiled_init(model, key, X):
     return model.init(key, X)
 
 

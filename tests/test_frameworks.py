@@ -138,6 +138,19 @@ def test_the_seed_fixes_the_initialization(d2l, framework, mirror, monkeypatch):
     assert other.train_loss != pytest.approx(first.train_loss, rel=1e-3)
 
 
+def test_a_network_described_by_lists_trains_as_the_same_one_by_tuples(d2l, framework, mirror,
+                                                                      monkeypatch):
+    # (JAX compiles the initialization once per hashable model; a list is not hashable)
+    monkeypatch.delenv('D2L_SMALL_BUDGET', raising=False)
+    losses = []
+    for arch in (((1, 16, 8, 1),), [[1, 16, 8, 1]]):
+        data = d2l.FashionMNIST(batch_size=64, resize=(28, 28), num_train=128, num_val=64)
+        trainer = d2l.Trainer(max_epochs=1, quiet=True, seed=0)
+        trainer.fit(d2l.AnyNet(arch, 8, lr=0.05), data)
+        losses.append(trainer.train_loss)
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+
+
 PLAIN_SGD = dict(momentum=0.0, nesterov=False, weight_decay=0.0, cosine=False)
 
 
