@@ -45,7 +45,6 @@ import re
 import statistics
 import sys
 import time
-import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -336,7 +335,6 @@ def _jax_ops(trainer, batch, steps):
     names the model operation each XLA operation comes from."""
     import glob
     import gzip
-    import re
     import tempfile
 
     import jax
