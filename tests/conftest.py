@@ -9,6 +9,9 @@ from d2lsupport.core import framework_module
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTER_MD = ROOT / 'chapter_cnn_design' / 'cnn-design.md'
+# `1` (make test, in the TensorFlow and JAX environments): run only the tests that use
+# this environment's framework; see pytest_collection_modifyitems
+FRAMEWORK_TESTS_ONLY_ENV = 'D2L_FRAMEWORK_TESTS_ONLY'
 
 
 def current_framework():
@@ -39,3 +42,17 @@ def mirror():
     if not Path(path).is_dir():
         pytest.skip('no Fashion-MNIST mirror folder; set FASHION_MNIST_MIRROR')
     return path
+
+
+def pytest_collection_modifyitems(config, items):
+    """With D2L_FRAMEWORK_TESTS_ONLY=1, leave out the framework-free tests (those that
+    do not ask for the `framework` fixture). `make test` sets it where they would only
+    repeat a run of another environment: the PyTorch, TensorFlow and JAX lock files pin
+    the same versions of every package they share (numpy, matplotlib, ...; tested by
+    test_environment.py), so the framework-free tests run in the PyTorch environment
+    for all three, and in MXNet's, whose numpy and matplotlib are older."""
+    if os.environ.get(FRAMEWORK_TESTS_ONLY_ENV) != '1':
+        return
+    kept = [item for item in items if 'framework' in getattr(item, 'fixturenames', ())]
+    config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+    items[:] = kept

@@ -75,6 +75,20 @@ def test_mxnet_uses_every_physical_core(framework):
     assert run.stdout.split()[-1] == '1'   # a user's setting wins
 
 
+def test_jax_compiles_at_the_faster_optimization_level(framework):
+    only(framework, 'jax')
+    code = ('import os; from d2lsupport import jax as d2l; import jax.numpy as jnp; '
+            'print(float(jnp.ones(3).sum()), os.environ["XLA_FLAGS"])')   # XLA accepts it
+    env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
+    run = subprocess.run([sys.executable, '-c', code], cwd=ROOT, env=env,
+                         capture_output=True, text=True, check=True)
+    assert run.stdout.split()[-2:] == ['3.0', '--xla_backend_optimization_level=2']
+    run = subprocess.run([sys.executable, '-c', code], cwd=ROOT,
+                         env={**env, 'XLA_FLAGS': '--xla_backend_optimization_level=3'},
+                         capture_output=True, text=True, check=True)
+    assert run.stdout.split()[-1] == '--xla_backend_optimization_level=3'   # a user's wins
+
+
 @pytest.mark.parametrize('strides', [1, 2])
 def test_tensorflow_split_group_conv_is_the_native_grouped_conv(framework, d2l, strides):
     only(framework, 'tensorflow')

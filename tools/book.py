@@ -17,7 +17,12 @@ stage  Copy the book's sources (index.md, the chapter, chapter_references/,
        d2lbook evaluates again when it changes (config.ini's `dependencies`).
 eval   d2lbook's eval step once per tab, with the notebook kernel started from that
        framework's environment (.venv/<framework>/bin/python) and D2L_FRAMEWORK and
-       D2L_SMALL_BUDGET set for it. d2lbook starts the kernel named python3, so a
+       D2L_SMALL_BUDGET set for it. With --executed DIR (`make test`), a tab is not
+       run again: its cells get the outputs of DIR/cnn-design.<framework>.ipynb, the
+       reader's notebook as nbval just ran it in the small budget (kept by
+       tests/notebooks/conftest.py), matched cell by cell by their code. A kept
+       notebook that failed, or ran other code than the chapter's, is not used: that
+       tab is run as without the option. d2lbook starts the kernel named python3, so a
        kernel of that name is written for each framework and found via JUPYTER_PATH.
        Two of d2lbook's habits are adjusted for the run: it reserves a GPU for a
        notebook whose code says `num_gpus=1` and refuses to run it on a machine
@@ -39,9 +44,10 @@ html   d2lbook's rst and html steps. What the page would otherwise load from oth
        the docs environment), so that math renders without a CDN, and the icon of the
        copy buttons on code blocks, which d2lbook's script fetches from GitHub.
 
-Usage: python tools/book.py [--full] [--envs-dir .venv] [step ...]
+Usage: python tools/book.py [--full | --executed DIR] [--envs-dir .venv] [step ...]
 """
 import argparse
+import collections
 import configparser
 import copy
 import functools
@@ -54,6 +60,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import nbformat
 
@@ -63,6 +70,9 @@ from d2lsupport.core import FRAMEWORKS, Budget  # noqa: E402  (framework-free, s
 from d2lsupport.notebook import cell_tabs  # noqa: E402
 
 CHAPTER = 'chapter_cnn_design/cnn-design.md'
+READER_NOTEBOOK = 'chapter_cnn_design/cnn-design.ipynb'
+EXECUTED = 'cnn-design.{}.ipynb'   # a framework's notebook as nbval ran it, in --executed DIR
+EXECUTED_META = 'cnn_design_nbval'  # written by tests/notebooks/conftest.py
 SOURCES = ['index.md', CHAPTER, 'chapter_references/references.md', 'references.bib']
 SOURCE_DIRS = ['img']
 STEPS = ['stage', 'eval', 'merge', 'html']
@@ -165,20 +175,24 @@ def write_if_changed(path, data):
     return True
 
 
-def build_inputs(full, root=ROOT):
+def build_inputs(full, root=ROOT, executed=None):
     """What the evaluated outputs depend on, besides the staged sources: the
     library (with the modules generated from the chapter), the records, the
-    environments' lock files and the training budget."""
+    environments' lock files, the training budget and the executed notebooks that
+    stand in for running the tabs (`executed`, a folder)."""
     files = sorted([*root.glob('d2lsupport/**/*.py'), *root.glob('results/*.json*'),
                     *root.glob('requirements/*.txt'), root / 'pyproject.toml'])
+    if executed is not None:
+        files += sorted(Path(executed).glob(EXECUTED.format('*')))
     lines = [f'training budget: {"full" if full else "small"}']
     for path in files:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-        lines.append(f'{digest}  {path.relative_to(root)}')
+        name = path.relative_to(root) if path.is_relative_to(root) else path
+        lines.append(f'{digest}  {name}')
     return '\n'.join(lines) + '\n'
 
 
-def stage(cfg, full):
+def stage(cfg, full, executed=None):
     src = cfg['src']
     wanted = {}
     for name in SOURCES:
@@ -192,7 +206,7 @@ def stage(cfg, full):
         if name.endswith('.md'):
             local_labels.update(LABEL.findall(wanted[name].decode()))
     wanted[CHAPTER] = stage_chapter(wanted[CHAPTER].decode(), full, local_labels).encode()
-    wanted[cfg['dependencies']] = build_inputs(full).encode()
+    wanted[cfg['dependencies']] = build_inputs(full, executed=executed).encode()
     changed = [name for name, data in wanted.items() if write_if_changed(src / name, data)]
     for path in sorted(src.rglob('*'), reverse=True):   # files no longer in the sources
         rel = str(path.relative_to(src))
@@ -218,7 +232,48 @@ def write_kernel(folder, framework, envs_dir, full):
     return str(folder / framework)
 
 
-def evaluate(cfg, full, envs_dir):
+def executed_outputs(path, framework, root=ROOT):
+    """The outputs of the cells of `framework`'s tab in the notebook nbval kept at
+    `path`, in order, keyed by each cell's code as d2lbook formats it (without its
+    %%tab line); None, with the reason logged, when there is none, it failed, or it
+    ran other code than the reader's notebook holds now."""
+    from d2lbook.library import format_code
+    if not path.exists():
+        log.warning('%s: no executed notebook %s; running the tab', framework, path)
+        return None
+    nb = nbformat.read(path, as_version=4)
+    reader = nbformat.read(root / READER_NOTEBOOK, as_version=4)
+    code = [c.source for c in nb.cells if c.cell_type == 'code']
+    kept = nb.metadata.get(EXECUTED_META, {})
+    if not kept.get('passed') or kept.get('cells_run') != len(code):
+        log.warning('%s: %s did not pass under nbval; running the tab', framework, path)
+        return None
+    if code != [c.source for c in reader.cells if c.cell_type == 'code']:
+        log.warning('%s: %s ran other code than %s; running the tab', framework, path,
+                    READER_NOTEBOOK)
+        return None
+    outputs = collections.defaultdict(collections.deque)
+    for cell in nb.cells:
+        if cell.cell_type == 'code' and {'all', framework} & set(cell_tabs(cell.source)):
+            outputs[format_code(_code(cell))].append(cell.outputs)
+    return outputs
+
+
+def fill_outputs(nb, timeout, outputs):
+    """Stands in for d2lbook's executor (notedown.run, same arguments): gives each
+    code cell of a tab notebook the outputs of the same cell in `outputs`
+    (executed_outputs), taking cells with equal code in order."""
+    for cell in nb.cells:
+        if cell.cell_type == 'code':
+            runs = outputs.get(cell.source)
+            if not runs:
+                raise RuntimeError(f'the executed notebook has no run of the cell '
+                                   f'{cell.source[:60]!r}')
+            cell.outputs = copy.deepcopy(runs.popleft())
+
+
+def evaluate(cfg, full, envs_dir, executed=None):
+    import notedown
     from d2lbook import build, resource
     from d2lbook.config import Config
     # d2lbook reserves a GPU for a notebook whose code says `num_gpus=1` and refuses to
@@ -238,8 +293,16 @@ def evaluate(cfg, full, envs_dir):
                                                       envs_dir, full)
             os.environ['D2L_FRAMEWORK'] = framework
             os.environ[Budget.ENV] = '0' if full else '1'
-            log.info('evaluating the %s tab in %s/%s', framework, envs_dir, framework)
-            build.Builder(Config(tab=framework)).eval()
+            outputs = executed and executed_outputs(Path(executed) / EXECUTED.format(framework),
+                                                    framework)
+            if outputs:
+                log.info('the %s tab: outputs from %s', framework, executed)
+                run = functools.partial(fill_outputs, outputs=outputs)
+            else:
+                log.info('evaluating the %s tab in %s/%s', framework, envs_dir, framework)
+                run = notedown.run
+            with mock.patch.object(notedown, 'run', run):
+                build.Builder(Config(tab=framework)).eval()
     finally:
         for key, value in saved.items():
             if value is None:
@@ -421,12 +484,18 @@ def main(argv=None):
                         help=f'steps to run, of {", ".join(STEPS)} (default: all)')
     parser.add_argument('--full', action='store_true',
                         help='train with the full budget (default: the small one)')
+    parser.add_argument('--executed', metavar='DIR',
+                        help='take each tab\'s outputs from DIR/cnn-design.<framework>.ipynb, '
+                             'the notebook nbval ran (make test), instead of running the tab')
     parser.add_argument('--envs-dir', default=str(ROOT / '.venv'),
                         help='where the framework environments are (make: ENVS_DIR)')
     args = parser.parse_args(argv)
     unknown = set(args.steps) - set(STEPS)
     if unknown:
         parser.error(f'unknown step(s) {", ".join(sorted(unknown))}; choose from {", ".join(STEPS)}')
+    if args.full and args.executed:
+        parser.error('--full trains every tab in full; --executed takes outputs of the small '
+                     'budget: give one of them')
     steps = args.steps or STEPS
     logging.basicConfig(format='[%(asctime)s] %(message)s', datefmt='%H:%M:%S',
                         level=logging.INFO)
@@ -440,9 +509,9 @@ def main(argv=None):
             continue
         tik = time.perf_counter()
         if step == 'stage':
-            stage(cfg, args.full)
+            stage(cfg, args.full, args.executed)
         elif step == 'eval':
-            evaluate(cfg, args.full, args.envs_dir)
+            evaluate(cfg, args.full, args.envs_dir, args.executed)
         elif step == 'merge':
             merge(cfg)
         elif step == 'html':
