@@ -52,18 +52,8 @@ def limit_threads(threads):
     """
     for name in THREAD_ENV:
         os.environ[name] = str(threads)
-    if threads == 1:
-        add_xla_flags(XLA_ONE_THREAD)
-
-
-def add_xla_flags(flags):
-    """Add `flags` to $XLA_FLAGS, each unless a flag of its name is there already (a
-    setting of the user's wins). XLA reads them when JAX first uses a device."""
-    current = os.environ.get('XLA_FLAGS', '')
-    names = {flag.split('=')[0] for flag in current.split()}
-    new = [flag for flag in flags.split() if flag.split('=')[0] not in names]
-    if new:
-        os.environ['XLA_FLAGS'] = ' '.join([current, *new]).strip()
+    if threads == 1 and XLA_ONE_THREAD not in os.environ.get('XLA_FLAGS', ''):
+        os.environ['XLA_FLAGS'] = f"{os.environ.get('XLA_FLAGS', '')} {XLA_ONE_THREAD}".strip()
 
 
 def add_to_class(Class):

@@ -13,8 +13,8 @@ from flax import linen as nn
 from flax import serialization
 
 from . import checks
-from .core import (DataModule, HyperParameters, ProgressBoard, add_to_class, add_xla_flags,
-                   chapter_classes, print_layer_table)
+from .core import (DataModule, HyperParameters, ProgressBoard, add_to_class, chapter_classes,
+                   print_layer_table)
 from .data import FashionMNISTBase
 from .design import anynet_arguments, se_width
 from .trainer import BaseTrainer, Recipe
@@ -25,12 +25,6 @@ __all__ = ['add_to_class', 'HyperParameters', 'ProgressBoard', 'DataModule', 'Mo
            'cpu', 'gpu', 'num_gpus', 'try_gpu']
 
 _xavier = nn.initializers.xavier_uniform()
-
-# XLA's LLVM back end at optimization level 2 rather than its default 3: the chapter's
-# networks compile in less time and train as fast (BENCHMARKS.md, "JAX: compiling").
-# Takes effect if nothing has run on a JAX device yet; a level set in XLA_FLAGS wins.
-XLA_COMPILE_FLAGS = '--xla_backend_optimization_level=2'
-add_xla_flags(XLA_COMPILE_FLAGS)
 
 
 def cpu():
@@ -259,7 +253,9 @@ def _initialize(model, key, X):
     return _compiled_init(model, key, X)
 
 
-@partial(jax.jit, static_argnums=0)
+# XLA's optimization level 0 (its default is 3): initialization runs once, and compiles
+# in a third of the time at that level, to the same values (BENCHMARKS.md)
+@partial(jax.jit, static_argnums=0, compiler_options={'xla_backend_optimization_level': 0})
 def _compiled_init(model, key, X):
     return model.init(key, X)
 

@@ -6,6 +6,9 @@ import pytest
 
 from d2lsupport import tab
 from d2lsupport.core import framework_module
+# nbval keeps the notebook it ran, with --executed-notebook PATH (make test)
+from executed_notebook import (pytest_addoption, pytest_configure,  # noqa: F401
+                               pytest_runtest_call, pytest_sessionfinish)
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTER_MD = ROOT / 'chapter_cnn_design' / 'cnn-design.md'

@@ -1,6 +1,4 @@
 """Framework-free helpers: classes grown by add_to_class, hyperparameters, budget."""
-import os
-
 import matplotlib
 import pytest
 
@@ -90,13 +88,3 @@ def test_physical_cores_counts_hyperthreads_once(tmp_path, monkeypatch):
     monkeypatch.setattr(core.os, 'sched_getaffinity', lambda pid: {0, 2}, raising=False)
     assert core.physical_cores(str(tmp_path)) == 1       # two threads of one core
     assert core.physical_cores(str(tmp_path / 'missing')) == 2   # no topology: CPUs
-
-
-def test_xla_flags_are_added_once_and_a_users_setting_wins(monkeypatch):
-    monkeypatch.setenv('XLA_FLAGS', '--xla_a=1')
-    core.add_xla_flags('--xla_a=2 --xla_b=true')
-    core.add_xla_flags('--xla_b=true')
-    assert os.environ['XLA_FLAGS'] == '--xla_a=1 --xla_b=true'
-    monkeypatch.delenv('XLA_FLAGS')
-    core.add_xla_flags('--xla_c=0')
-    assert os.environ['XLA_FLAGS'] == '--xla_c=0'

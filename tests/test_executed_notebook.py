@@ -1,5 +1,5 @@
-"""nbval keeps the notebook it ran (tests/notebooks/conftest.py, --executed-notebook)."""
-import shutil
+"""nbval keeps the notebook it ran (tests/executed_notebook.py, --executed-notebook)."""
+import os
 import subprocess
 import sys
 
@@ -30,12 +30,12 @@ def run_nbval(tmp_path, cells, recorded=None):
         cell.execution_count = 1
         cell.outputs = [nbformat.v4.new_output('stream', name='stdout', text=recorded)]
     nbformat.write(nb, tmp_path / 'tiny.ipynb')
-    shutil.copy(ROOT / 'tests' / 'notebooks' / 'conftest.py', tmp_path / 'conftest.py')
     kept = tmp_path / 'out' / 'tiny.ipynb'
     result = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
-                             '--nbval-lax', '--nbval-current-env', '--rootdir', str(tmp_path),
-                             '--executed-notebook', str(kept), str(tmp_path / 'tiny.ipynb')],
-                            cwd=tmp_path, capture_output=True, text=True)
+                             '-p', 'executed_notebook', '--nbval-lax', '--nbval-current-env',
+                             '--rootdir', str(tmp_path), '--executed-notebook', str(kept),
+                             str(tmp_path / 'tiny.ipynb')], cwd=tmp_path, capture_output=True,
+                            text=True, env={**os.environ, 'PYTHONPATH': str(ROOT / 'tests')})
     return result.returncode, nbformat.read(kept, as_version=4)
 
 

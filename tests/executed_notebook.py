@@ -1,4 +1,4 @@
-"""nbval, keeping what it ran.
+"""nbval, keeping what it ran: a pytest plugin (tests/conftest.py loads it).
 
 With ``--executed-notebook PATH`` the notebook under test is written to PATH when the run
 ends, holding the outputs of this run. They are built from the kernel's messages the way
