@@ -24,7 +24,8 @@ env_python = $(ENVS_DIR)/$(1)/bin/python
 stamp = $(ENVS_DIR)/$(1)/.installed
 
 .PHONY: setup run test data ipynb library record lock lab kernels study bench drift bn-check memory clean-envs
-# (test-<framework> is not .PHONY: make skips pattern rules for phony targets.)
+# (test-, pytest-, nbval- and data-<framework> are not .PHONY: make skips pattern rules
+# for phony targets.)
 
 setup: $(foreach fw,$(FRAMEWORKS),$(call stamp,$(fw)))
 
@@ -58,31 +59,40 @@ run: $(call stamp,$(FRAMEWORK)) data
 		$(CHAPTER).ipynb results/cnn-design.$(FRAMEWORK).ipynb
 	@echo "results: results/regnetx32.$(FRAMEWORK).json"
 
-# Two suites at a time (TEST_JOBS): much of a suite's time goes to work on one core
-# (starting processes, importing, XLA compiling JAX's steps). JAX first, as it takes
-# longest; the page last, as it shows what the four notebooks ran. Each target's output
-# is printed when it finishes.
+# Two jobs at a time (TEST_JOBS): much of a job's time goes to work on one core (starting
+# processes, importing, XLA compiling JAX's steps). Each framework's pytest and nbval runs
+# are separate jobs, listed longest first (as measured; BENCHMARKS.md) so that no long
+# job is left to run alone at the end; the page comes last, as it shows what the four
+# notebooks ran. Each job's output is printed when it finishes.
 TEST_JOBS ?= 2
+TEST_ORDER := pytest-jax pytest-pytorch nbval-jax pytest-tensorflow pytest-mxnet \
+	nbval-pytorch nbval-tensorflow nbval-mxnet
 test:
-	$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target \
-		test-jax $(addprefix test-,$(filter-out jax,$(FRAMEWORKS))) test-page
+	$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target $(TEST_ORDER) test-page
 
 # JAX keeps the programs it compiles in this folder, so that its test processes and
 # the page's JAX tab compile each step once (keyed by the program and JAX's version).
 JAX_CACHE_DIR ?= $(abspath _build/jax-cache)
-test-% html test-page: export JAX_COMPILATION_CACHE_DIR = $(JAX_CACHE_DIR)
+pytest-% nbval-% html test-page: export JAX_COMPILATION_CACHE_DIR = $(JAX_CACHE_DIR)
 
-# pytest (this framework's tests, and the framework-free ones where FREE_TESTS_IN says),
-# then the chapter under nbval in the small training budget, comparing the recorded
-# deterministic outputs; the notebook as nbval ran it is kept in $(EXECUTED) for the page
-# (tests/notebooks/conftest.py). The framework-free tests run in the PyTorch environment
-# for TensorFlow and JAX too: their lock files pin the same versions of every package
-# the three share (checked by tests/test_environment.py); MXNet's numpy is older.
+# One framework's tests: pytest, and the chapter under nbval.
+test-%: pytest-% nbval-%
+	@:
+
+# pytest: this framework's tests, and the framework-free ones where FREE_TESTS_IN says.
+# These run in the PyTorch environment for TensorFlow and JAX too: their lock files pin
+# the same versions of every package the three share (checked by
+# tests/test_environment.py); MXNet's numpy is older.
 FREE_TESTS_IN := pytorch mxnet
-EXECUTED := $(abspath _build/executed)
-test-%: $(call stamp,%) data-%
+pytest-%: $(call stamp,%) data-%
 	cd tests && D2L_FRAMEWORK=$* D2L_FRAMEWORK_TESTS_ONLY=$(if $(filter $*,$(FREE_TESTS_IN)),0,1) \
 		$(abspath $(call env_python,$*)) -m pytest -q -p no:cacheprovider .
+
+# The chapter under nbval in the small training budget, comparing the recorded
+# deterministic outputs; the notebook as nbval ran it is kept in $(EXECUTED) for the
+# page (tests/executed_notebook.py).
+EXECUTED := $(abspath _build/executed)
+nbval-%: $(call stamp,%) data-%
 	D2L_FRAMEWORK=$* D2L_SMALL_BUDGET=1 $(call env_python,$*) -m pytest -q -p no:cacheprovider \
 		--nbval-lax --nbval-current-env $(RECORDED)/cnn-design.$*.ipynb \
 		--executed-notebook $(EXECUTED)/cnn-design.$*.ipynb
@@ -249,7 +259,7 @@ browser_test = CNN_DESIGN_HTML_TEST=1 $(DOCS_ENV)/bin/python -m pytest -q -p no:
 test-html: html debian-browser
 	$(browser_test)
 
-test-page: $(addprefix test-,$(FRAMEWORKS)) $(docs_stamp) debian-browser
+test-page: $(addprefix nbval-,$(FRAMEWORKS)) $(docs_stamp) debian-browser
 	$(DOCS_ENV)/bin/python tools/book.py --envs-dir $(ENVS_DIR) --executed $(EXECUTED)
 	$(browser_test)
 
