@@ -59,15 +59,22 @@ run: $(call stamp,$(FRAMEWORK)) data
 		$(CHAPTER).ipynb results/cnn-design.$(FRAMEWORK).ipynb
 	@echo "results: results/regnetx32.$(FRAMEWORK).json"
 
-# Two jobs at a time (TEST_JOBS): much of a job's time goes to work on one core (starting
-# processes, importing, XLA compiling JAX's steps). Each framework's pytest and nbval runs
-# are separate jobs, listed longest first (as measured; BENCHMARKS.md) so that no long
-# job is left to run alone at the end; the page comes last, as it shows what the four
-# notebooks ran. Each job's output is printed when it finishes.
+# First everything the tests need is set up (the environments, the data, the page's
+# tools), three jobs at a time: much of it is waiting on downloads. Then the tests, two
+# jobs at a time (TEST_JOBS): much of a job's time goes to work on one core (starting
+# processes, importing, XLA compiling JAX's steps). Each framework's pytest and nbval
+# runs are separate jobs, started in the order of TEST_ORDER, longest first (as measured;
+# BENCHMARKS.md), so that no long job is left to run alone at the end; the page comes
+# last, as it shows what the four notebooks ran. (Were the environments prerequisites
+# of the same make run, make would start the jobs in another order.) Each job's output
+# is printed when it finishes.
+SETUP_JOBS ?= 3
 TEST_JOBS ?= 2
 TEST_ORDER := pytest-jax pytest-pytorch nbval-jax pytest-tensorflow pytest-mxnet \
 	nbval-pytorch nbval-tensorflow nbval-mxnet
 test:
+	$(MAKE) --no-print-directory -j$(SETUP_JOBS) --output-sync=target \
+		$(addprefix data-,$(FRAMEWORKS)) $(docs_stamp) debian-browser
 	$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target $(TEST_ORDER) test-page
 
 # JAX keeps the programs it compiles in this folder, so that its test processes and
@@ -75,8 +82,10 @@ test:
 JAX_CACHE_DIR ?= $(abspath _build/jax-cache)
 pytest-% nbval-% html test-page: export JAX_COMPILATION_CACHE_DIR = $(JAX_CACHE_DIR)
 
-# One framework's tests: pytest, and the chapter under nbval.
-test-%: pytest-% nbval-%
+# One framework's tests: pytest, and the chapter under nbval. (pytest-% and nbval-% do
+# not make the data: a job that runs first would change the order in which `make test`
+# starts them; the data module fetches a missing file itself.)
+test-%: data-% pytest-% nbval-%
 	@:
 
 # pytest: this framework's tests, and the framework-free ones where FREE_TESTS_IN says.
@@ -84,7 +93,7 @@ test-%: pytest-% nbval-%
 # the same versions of every package the three share (checked by
 # tests/test_environment.py); MXNet's numpy is older.
 FREE_TESTS_IN := pytorch mxnet
-pytest-%: $(call stamp,%) data-%
+pytest-%: $(call stamp,%)
 	cd tests && D2L_FRAMEWORK=$* D2L_FRAMEWORK_TESTS_ONLY=$(if $(filter $*,$(FREE_TESTS_IN)),0,1) \
 		$(abspath $(call env_python,$*)) -m pytest -q -p no:cacheprovider .
 
@@ -92,7 +101,7 @@ pytest-%: $(call stamp,%) data-%
 # deterministic outputs; the notebook as nbval ran it is kept in $(EXECUTED) for the
 # page (tests/executed_notebook.py).
 EXECUTED := $(abspath _build/executed)
-nbval-%: $(call stamp,%) data-%
+nbval-%: $(call stamp,%)
 	D2L_FRAMEWORK=$* D2L_SMALL_BUDGET=1 $(call env_python,$*) -m pytest -q -p no:cacheprovider \
 		--nbval-lax --nbval-current-env $(RECORDED)/cnn-design.$*.ipynb \
 		--executed-notebook $(EXECUTED)/cnn-design.$*.ipynb

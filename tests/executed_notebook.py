@@ -15,7 +15,8 @@ from contextlib import contextmanager
 import pytest
 
 KEPT = pytest.StashKey()
-META = 'cnn_design_nbval'   # notebook metadata: {'passed': bool, 'cells_run': int}
+# the notebook's metadata {'passed': bool, 'cells_run': int}, read by tools/book.py
+META = 'cnn_design_nbval'
 
 
 def pytest_addoption(parser):

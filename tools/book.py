@@ -20,7 +20,7 @@ eval   d2lbook's eval step once per tab, with the notebook kernel started from t
        D2L_SMALL_BUDGET set for it. With --executed DIR (`make test`), a tab is not
        run again: its cells get the outputs of DIR/cnn-design.<framework>.ipynb, the
        reader's notebook as nbval just ran it in the small budget (kept by
-       tests/notebooks/conftest.py), matched cell by cell by their code. A kept
+       tests/executed_notebook.py), matched cell by cell by their code. A kept
        notebook that failed, or ran other code than the chapter's, is not used: that
        tab is run as without the option. d2lbook starts the kernel named python3, so a
        kernel of that name is written for each framework and found via JUPYTER_PATH.
@@ -72,7 +72,7 @@ from d2lsupport.notebook import cell_tabs  # noqa: E402
 CHAPTER = 'chapter_cnn_design/cnn-design.md'
 READER_NOTEBOOK = 'chapter_cnn_design/cnn-design.ipynb'
 EXECUTED = 'cnn-design.{}.ipynb'   # a framework's notebook as nbval ran it, in --executed DIR
-EXECUTED_META = 'cnn_design_nbval'  # written by tests/notebooks/conftest.py
+EXECUTED_META = 'cnn_design_nbval'  # written by tests/executed_notebook.py (META)
 SOURCES = ['index.md', CHAPTER, 'chapter_references/references.md', 'references.bib']
 SOURCE_DIRS = ['img']
 STEPS = ['stage', 'eval', 'merge', 'html']
