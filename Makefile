@@ -65,17 +65,18 @@ run: $(call stamp,$(FRAMEWORK)) data
 # processes, importing, XLA compiling JAX's steps). Each framework's pytest and nbval
 # runs are separate jobs, started in the order of TEST_ORDER, longest first (as measured;
 # BENCHMARKS.md), so that no long job is left to run alone at the end; the page comes
-# last, as it shows what the four notebooks ran. (Were the environments prerequisites
-# of the same make run, make would start the jobs in another order.) Each job's output
-# is printed when it finishes.
+# last, as it shows what the four notebooks ran, and so the nbval runs come before the
+# last pytest run, which runs beside the page. (Were the environments prerequisites of
+# the same make run, make would start the jobs in another order.) Each job's output is
+# printed when it finishes.
 SETUP_JOBS ?= 3
 TEST_JOBS ?= 2
-TEST_ORDER := pytest-jax pytest-pytorch nbval-jax pytest-tensorflow pytest-mxnet \
-	nbval-pytorch nbval-tensorflow nbval-mxnet
+TEST_ORDER := pytest-jax pytest-pytorch nbval-jax pytest-tensorflow nbval-pytorch \
+	nbval-tensorflow nbval-mxnet pytest-docs pytest-mxnet test-page
 test:
 	$(MAKE) --no-print-directory -j$(SETUP_JOBS) --output-sync=target \
 		$(addprefix data-,$(FRAMEWORKS)) $(docs_stamp) debian-browser
-	$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target $(TEST_ORDER) test-page
+	$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target $(TEST_ORDER)
 
 # JAX keeps the programs it compiles in this folder, so that its test processes and
 # the page's JAX tab compile each step once (keyed by the program and JAX's version).
@@ -227,7 +228,7 @@ docs_stamp := $(DOCS_ENV)/.installed
 FULL ?=
 full_flag = $(if $(filter-out 0 no false,$(FULL)),--full)
 
-.PHONY: html test-html test-page debian-pandoc debian-browser lock-docs clean-html
+.PHONY: html test-html test-page pytest-docs debian-pandoc debian-browser lock-docs clean-html
 
 # $(call debian,COMMAND,PACKAGES): install the Debian PACKAGES when COMMAND is missing
 # (as root, with apt-get; otherwise say what to install).
@@ -261,16 +262,21 @@ html: setup data $(docs_stamp) debian-pandoc
 	$(DOCS_ENV)/bin/python tools/book.py --envs-dir $(ENVS_DIR) $(full_flag)
 
 # Opens the built page from a local server in headless chromium: every tab, images, math;
-# screenshots go to _build/screenshots/.
-browser_test = CNN_DESIGN_HTML_TEST=1 $(DOCS_ENV)/bin/python -m pytest -q -p no:cacheprovider \
-	--confcutdir=tests/html tests/html
+# screenshots go to _build/screenshots/. (The other tests of tests/html check the build
+# itself, in the docs environment: pytest-docs.)
+docs_pytest = CNN_DESIGN_HTML_TEST=1 $(DOCS_ENV)/bin/python -m pytest -q -p no:cacheprovider \
+	--confcutdir=tests/html
+browser_test = $(docs_pytest) tests/html/test_page.py
 
-test-html: html debian-browser
+test-html: html debian-browser pytest-docs
 	$(browser_test)
 
 test-page: $(addprefix nbval-,$(FRAMEWORKS)) $(docs_stamp) debian-browser
 	$(DOCS_ENV)/bin/python tools/book.py --envs-dir $(ENVS_DIR) --executed $(EXECUTED)
 	$(browser_test)
+
+pytest-docs: $(docs_stamp)
+	$(docs_pytest) --ignore=tests/html/test_page.py tests/html
 
 lock-docs:
 	rm -rf /tmp/cnn-design-lock && $(PYTHON) -m venv /tmp/cnn-design-lock && \

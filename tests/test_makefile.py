@@ -24,4 +24,5 @@ def test_make_test_runs_pytest_and_nbval_for_every_framework(tmp_path):
         assert f'--executed-notebook {ROOT}/_build/executed/cnn-design.{fw}.ipynb' in dry, fw
     # the page shows what nbval ran, and is checked in the browser
     assert f'tools/book.py --envs-dir {tmp_path} --executed {ROOT}/_build/executed' in dry
-    assert '--confcutdir=tests/html tests/html' in dry
+    assert '--confcutdir=tests/html tests/html/test_page.py' in dry       # the browser
+    assert '--confcutdir=tests/html --ignore=tests/html/test_page.py tests/html' in dry
