@@ -45,8 +45,8 @@ $(ENVS_DIR)/%/.installed: requirements/%.txt pyproject.toml
 
 data: data-$(FRAMEWORK)
 
-# The data set fetched and verified from any framework's environment (the code is
-# framework-free), so that each suite of `make test` starts as soon as its own is ready.
+# The data set fetched and verified with one framework's environment (the code is
+# framework-free; `make test` makes all four in its setup step).
 data-%: $(call stamp,%)
 	$(call env_python,$*) -m d2lsupport.data
 
