@@ -243,19 +243,18 @@ def executed_outputs(path, framework, root=ROOT):
         return None
     nb = nbformat.read(path, as_version=4)
     reader = nbformat.read(root / READER_NOTEBOOK, as_version=4)
-    code = [c.source for c in nb.cells if c.cell_type == 'code']
+    code = [c.source for c in _code_cells(nb)]
     kept = nb.metadata.get(EXECUTED_META, {})
     if not kept.get('passed') or kept.get('cells_run') != len(code):
         log.warning('%s: %s did not pass under nbval; running the tab', framework, path)
         return None
-    if code != [c.source for c in reader.cells if c.cell_type == 'code']:
+    if code != [c.source for c in _code_cells(reader)]:
         log.warning('%s: %s ran other code than %s; running the tab', framework, path,
                     READER_NOTEBOOK)
         return None
     outputs = collections.defaultdict(collections.deque)
-    for cell in nb.cells:
-        if cell.cell_type == 'code' and {'all', framework} & set(cell_tabs(cell.source)):
-            outputs[format_code(_code(cell))].append(cell.outputs)
+    for cell in _code_cells(nb, framework):
+        outputs[format_code(_code(cell))].append(cell.outputs)
     return outputs
 
 
@@ -357,6 +356,13 @@ def _code(cell):
     return (rest if first.startswith('%%tab') else cell.source).strip()
 
 
+def _code_cells(nb, framework=None):
+    """The code cells of a reader's notebook; with `framework`, those its tab runs
+    (its own and the `%%tab all` cells)."""
+    return [c for c in nb.cells if c.cell_type == 'code' and
+            (framework is None or {'all', framework} & set(cell_tabs(c.source)))]
+
+
 def _trained_in_small_budget(cell):
     banner = Budget().banner()
     return cell.cell_type == 'code' and any(
@@ -371,8 +377,7 @@ def recorded_run(framework, root=ROOT):
         return None
     nb = nbformat.read(path, as_version=4)
     # cells of the other tabs ran nothing in this framework's run, and may share the code
-    outputs = {_code(c): c.outputs for c in nb.cells if c.cell_type == 'code' and
-               {'all', framework} & set(cell_tabs(c.source))}
+    outputs = {_code(c): c.outputs for c in _code_cells(nb, framework)}
     record_path = root / RUN_RECORD.format(framework)
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
     sha, plus, dirty = (record.get('commit') or 'unknown').partition('+')
