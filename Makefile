@@ -55,7 +55,7 @@ data-%: $(call stamp,%)
 run: $(call stamp,$(FRAMEWORK)) data
 	mkdir -p results
 	D2L_RESULTS_DIR=$(CURDIR)/results D2L_TIME_LIMIT=$(TIME_LIMIT) \
-	$(call env_python,$(FRAMEWORK)) tools/run_notebook.py --framework $(FRAMEWORK) \
+	$(call env_python,$(FRAMEWORK)) -m tools.run_notebook --framework $(FRAMEWORK) \
 		$(CHAPTER).ipynb results/cnn-design.$(FRAMEWORK).ipynb
 	@echo "results: results/regnetx32.$(FRAMEWORK).json"
 
@@ -168,16 +168,16 @@ PROFILED := jax pytorch
 bench: setup data
 	mkdir -p _build/bench results
 	for fw in $(FRAMEWORKS); do \
-		$(ENVS_DIR)/$$fw/bin/python tools/bench.py measure --framework $$fw \
+		$(ENVS_DIR)/$$fw/bin/python -m tools.bench measure --framework $$fw \
 			--reps $(BENCH_REPS) --out _build/bench/$$fw.json && \
-		$(ENVS_DIR)/$$fw/bin/python tools/bench.py book --framework $$fw \
+		$(ENVS_DIR)/$$fw/bin/python -m tools.bench book --framework $$fw \
 			--pairs $(BENCH_PAIRS) --out _build/bench/book.$$fw.json || exit 1; \
 	done
 	for fw in $(PROFILED); do \
-		$(ENVS_DIR)/$$fw/bin/python tools/bench.py profile --framework $$fw \
+		$(ENVS_DIR)/$$fw/bin/python -m tools.bench profile --framework $$fw \
 			--out _build/bench/profile.$$fw.json || exit 1; \
 	done
-	$(call env_python,pytorch) tools/bench.py report \
+	$(call env_python,pytorch) -m tools.bench report \
 		$(foreach fw,$(FRAMEWORKS),_build/bench/$(fw).json _build/bench/book.$(fw).json) \
 		$(foreach fw,$(PROFILED),_build/bench/profile.$(fw).json) --out results/bench.json
 
@@ -185,14 +185,14 @@ bench: setup data
 # shaped like a real epoch, in every framework (see BENCHMARKS.md for how long it takes).
 # The batch-normalization check: validation with running against per-batch statistics
 # after the same 100 training steps, in every framework.
-# $(call check_all,COMMAND,RESULT): `tools/bench.py COMMAND` in every framework's
+# $(call check_all,COMMAND,RESULT): `python -m tools.bench COMMAND` in every framework's
 # environment, then one report in results/RESULT.json.
 check_all = mkdir -p _build/bench results && \
 	for fw in $(FRAMEWORKS); do \
-		$(ENVS_DIR)/$$fw/bin/python tools/bench.py $(1) --framework $$fw \
+		$(ENVS_DIR)/$$fw/bin/python -m tools.bench $(1) --framework $$fw \
 			--out _build/bench/$(1).$$fw.json || exit 1; \
 	done && \
-	$(call env_python,pytorch) tools/bench.py report \
+	$(call env_python,pytorch) -m tools.bench report \
 		$(foreach fw,$(FRAMEWORKS),_build/bench/$(1).$(fw).json) --out results/$(2).json
 
 drift: setup data
@@ -259,7 +259,7 @@ debian-browser: debian-pandoc
 	@$(call debian,chromedriver,chromium-driver)
 
 html: setup data $(docs_stamp) debian-pandoc
-	$(DOCS_ENV)/bin/python tools/book.py --envs-dir $(ENVS_DIR) $(full_flag)
+	$(DOCS_ENV)/bin/python -m tools.book --envs-dir $(ENVS_DIR) $(full_flag)
 
 # Opens the built page from a local server in headless chromium: every tab, images, math;
 # screenshots go to _build/screenshots/. (The other tests of tests/html check the build
@@ -272,7 +272,7 @@ test-html: html debian-browser pytest-docs
 	$(browser_test)
 
 test-page: $(addprefix nbval-,$(FRAMEWORKS)) $(docs_stamp) debian-browser
-	$(DOCS_ENV)/bin/python tools/book.py --envs-dir $(ENVS_DIR) --executed $(EXECUTED)
+	$(DOCS_ENV)/bin/python -m tools.book --envs-dir $(ENVS_DIR) --executed $(EXECUTED)
 	$(browser_test)
 
 pytest-docs: $(docs_stamp)

@@ -4,9 +4,9 @@ A bad argument fails at once with a one-line ValueError that names the
 argument and what it expects, instead of deep inside a framework. The
 checks accept what the book's tabs pass, e.g. Flax-style (s, s) strides.
 """
+import math
 import numbers
-
-from .design import grouped_bottleneck
+import os
 
 
 def _fail(owner, name, expected, value):
@@ -31,10 +31,43 @@ def positive_number(owner, name, value):
     return value
 
 
-def fraction(owner, name, value):
-    """A number in [0, 1], such as a squeeze-and-excitation ratio."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
-        _fail(owner, name, 'a number from 0 to 1', value)
+def non_negative_number(owner, name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
+        _fail(owner, name, 'a number >= 0', value)
+    return value
+
+
+def fraction(owner, name, value, upper_open=False):
+    """A number in [0, 1] (or [0, 1) with `upper_open`), such as a
+    squeeze-and-excitation ratio or a momentum."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1
+            or (upper_open and value == 1)):
+        _fail(owner, name, 'a number from 0 to below 1' if upper_open else 'a number from 0 to 1',
+              value)
+    return value
+
+
+def number(owner, name, value, above=None, at_least=None):
+    """A finite real number, above `above` or at least `at_least` when given."""
+    bounds = ''.join([f' > {above:g}' if above is not None else '',
+                      f' >= {at_least:g}' if at_least is not None else ''])
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not math.isfinite(value) or (above is not None and not value > above)
+            or (at_least is not None and not value >= at_least)):
+        _fail(owner, name, f'a finite number{bounds}', value)
+    return value
+
+
+def optional_path(owner, name, value):
+    """A file or folder name (str or path), or None."""
+    if value is not None and not isinstance(value, (str, os.PathLike)):
+        _fail(owner, name, 'a path (str or pathlib.Path) or None', value)
+    return value
+
+
+def boolean(owner, name, value):
+    if not isinstance(value, bool):
+        _fail(owner, name, 'True or False', value)
     return value
 
 
@@ -64,6 +97,18 @@ def input_shape(owner, value):
         _fail(owner, 'X_shape', 'four positive integers, e.g. (1, 1, 96, 96) or '
               '(1, 96, 96, 1)', value)
     return tuple(int(v) for v in value)
+
+
+def grouped_bottleneck(num_channels, group_width, bot_mul):
+    """Bottleneck channels int(round(num_channels * bot_mul)) of a ResNeXt block,
+    checked to split into groups of `group_width` channels (ValueError if not)."""
+    bot_channels = int(round(num_channels * bot_mul))
+    if group_width < 1 or bot_channels < group_width or bot_channels % group_width:
+        raise ValueError(
+            f'ResNeXtBlock: {bot_channels} bottleneck channels ({num_channels} x '
+            f'{bot_mul}) do not split into groups of {group_width}; choose a group '
+            f'width that divides {bot_channels}')
+    return bot_channels
 
 
 def resnext_block(num_channels, group_width, bot_mul, strides, se_ratio):

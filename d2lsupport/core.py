@@ -5,29 +5,45 @@ import os
 import platform
 import subprocess
 
-FRAMEWORKS = ('mxnet', 'pytorch', 'tensorflow', 'jax')
-# Each framework's import name, which is also the name of its d2lsupport module.
+# The frameworks: name -> the name of its d2lsupport module (also its import name).
 MODULES = {'mxnet': 'mxnet', 'pytorch': 'torch', 'tensorflow': 'tensorflow', 'jax': 'jax'}
+FRAMEWORKS = tuple(MODULES)
 
-
+# The public names every framework module offers, with the same meaning in all four
+# (`LAYOUT`, `try_layer` and `weights` are there for the tests and tools), and each
+# module's documented extras; tests/test_frameworks.py checks that every module
+# exports exactly these.
 CHAPTER_CLASSES = ('AnyNet', 'RegNetX32', 'RegNetY32')
+PUBLIC_NAMES = ('add_to_class', 'HyperParameters', 'ProgressBoard', 'DataModule', 'Module',
+                'Classifier', 'FashionMNIST', 'Trainer', 'Recipe', 'ResNeXtBlock',
+                'SqueezeExcitation', *CHAPTER_CLASSES, 'anynet', 'param_count', 'cpu', 'gpu',
+                'num_gpus', 'try_gpu', 'LAYOUT', 'try_layer', 'weights')
+EXTRAS = {'pytorch': ('init_cnn',), 'tensorflow': ('FusedBatchNorm', 'SplitGroupConv2D')}
 
 
-def chapter_classes(module_name):
-    """A module `__getattr__` for the framework module `module_name` (such as
-    'd2lsupport.torch') that finds the chapter's classes in the module generated
-    from the chapter's #@save cells ('d2lsupport.chapter.torch').
+def public_names(framework):
+    """The `__all__` of `framework`'s module: the shared names and its extras."""
+    return [*PUBLIC_NAMES, *EXTRAS.get(framework, ())]
 
-    The import waits for the first use: the generated module imports the
-    framework module, whose building blocks the chapter's cells use.
-    """
+
+def chapter_access(module_name):
+    """(`__getattr__`, `anynet`) for the framework module `module_name` (such as
+    'd2lsupport.torch'). The module `__getattr__` finds the chapter's classes in the
+    module generated from the chapter's #@save cells ('d2lsupport.chapter.torch');
+    the import waits for the first use, since the generated module imports the
+    framework module, whose building blocks the chapter's cells use."""
     generated = module_name.replace('d2lsupport.', 'd2lsupport.chapter.', 1)
 
     def __getattr__(name):
         if name in CHAPTER_CLASSES:
             return getattr(importlib.import_module(generated), name)
         raise AttributeError(f'module {module_name!r} has no attribute {name!r}')
-    return __getattr__
+
+    def anynet(config, lr=0.1):
+        """The chapter's `AnyNet` for a `d2lsupport.design.AnyNetConfig`."""
+        from .design import anynet_arguments
+        return __getattr__('AnyNet')(**anynet_arguments(config), lr=lr)
+    return __getattr__, anynet
 
 
 def framework_module(framework):
@@ -35,6 +51,13 @@ def framework_module(framework):
     if framework not in MODULES:
         raise ValueError(f'unknown framework {framework!r}; choose one of {", ".join(FRAMEWORKS)}')
     return importlib.import_module(f'd2lsupport.{MODULES[framework]}')
+
+
+def image_shape(layout, batch, size, channels=1):
+    """The shape of a batch of square images in a framework's `LAYOUT`."""
+    if layout not in ('NCHW', 'NHWC'):
+        raise ValueError(f'layout must be NCHW or NHWC, got {layout!r}')
+    return (batch, channels, size, size) if layout == 'NCHW' else (batch, size, size, channels)
 
 
 # Read by the frameworks when they load: OpenMP (PyTorch, MXNet), TensorFlow's
@@ -210,6 +233,11 @@ def physical_cores(sysfs='/sys/devices/system/cpu'):
         except OSError:
             cores.add(cpu)
     return max(len(cores), 1)
+
+
+def cpu_count():
+    """Logical CPUs this process may use (its affinity mask where the system has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
 
 
 def source_commit(repo=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))):

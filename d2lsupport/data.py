@@ -7,7 +7,6 @@ given by ``--mirror`` or the environment variable ``FASHION_MNIST_MIRROR``.
 
 Run ``python -m d2lsupport.data`` to fetch and verify the files ahead of time.
 """
-import argparse
 import contextlib
 import gzip
 import hashlib
@@ -26,7 +25,7 @@ from urllib.parse import urlparse
 import numpy as np
 from tqdm import tqdm
 
-from . import checks
+from . import checks, cli
 from .core import HyperParameters
 
 FILES = {
@@ -36,6 +35,7 @@ FILES = {
     't10k-labels-idx1-ubyte.gz': 'bb300cfdad3c16e7a12a480ee83cd310',
 }
 OFFICIAL_URL = 'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/'
+NUM_TRAIN, NUM_VAL = 60_000, 10_000   # images in the training and test files
 TEXT_LABELS = ['t-shirt', 'trouser', 'pullover', 'dress', 'coat',
                'sandal', 'shirt', 'sneaker', 'bag', 'ankle boot']
 DATA_ENV = 'D2L_DATA_DIR'
@@ -266,19 +266,33 @@ def load_resized(train, size, root=None):
     return _RESIZED[key]
 
 
+def at_most(owner, name, value, maximum, split):
+    """None, or a positive int no larger than the `maximum` images of a split."""
+    value = checks.optional_positive_int(owner, name, value)
+    if value is not None and value > maximum:
+        raise ValueError(f'{owner}: {name} must be at most {maximum:,} (the {split} images), '
+                         f'got {value!r}')
+    return value
+
+
 class FashionMNISTBase(HyperParameters):
     """Fashion-MNIST as numpy minibatches; framework modules turn them into tensors.
 
     `num_train` and `num_val` keep only the first images of each split (all
-    by default), for quick experiments.
+    by default), for quick experiments; `seed` (an int >= 0, or None for a
+    fresh one) fixes the order of the training minibatches.
     """
 
     def __init__(self, batch_size=64, resize=(28, 28), root=None, seed=0,
                  num_train=None, num_val=None):
-        batch_size = checks.positive_int('FashionMNIST', 'batch_size', batch_size)
-        resize = checks.image_size('FashionMNIST', 'resize', resize)
-        num_train = checks.optional_positive_int('FashionMNIST', 'num_train', num_train)
-        num_val = checks.optional_positive_int('FashionMNIST', 'num_val', num_val)
+        owner = 'FashionMNIST'
+        batch_size = checks.positive_int(owner, 'batch_size', batch_size)
+        resize = checks.image_size(owner, 'resize', resize)
+        root = checks.optional_path(owner, 'root', root)
+        if seed is not None:
+            seed = checks.positive_int(owner, 'seed', seed, minimum=0)
+        num_train = at_most(owner, 'num_train', num_train, NUM_TRAIN, 'training')
+        num_val = at_most(owner, 'num_val', num_val, NUM_VAL, 'test')
         self.save_hyperparameters()
         self.train = tuple(a[:num_train] for a in load_resized(True, resize, root))
         self.val = tuple(a[:num_val] for a in load_resized(False, resize, root))
@@ -304,7 +318,7 @@ class FashionMNISTBase(HyperParameters):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = cli.Parser(
         prog='python -m d2lsupport.data',
         description='Fetch the four Fashion-MNIST files and verify their MD5 sums.')
     parser.add_argument('--root', help=f'data folder (default: ${DATA_ENV}, '

@@ -6,6 +6,8 @@ expects.
 """
 from functools import partial
 
+import numpy as np
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -13,16 +15,14 @@ from flax import linen as nn
 from flax import serialization
 
 from . import checks
-from .core import (DataModule, HyperParameters, ProgressBoard, add_to_class, chapter_classes,
-                   print_layer_table)
+from .core import (DataModule, HyperParameters, ProgressBoard, add_to_class, chapter_access,
+                   print_layer_table, public_names)
 from .data import FashionMNISTBase
-from .design import anynet_arguments, se_width
+from .design import se_width
 from .trainer import BaseTrainer, Recipe
 
-__all__ = ['add_to_class', 'HyperParameters', 'ProgressBoard', 'DataModule', 'Module',
-           'Classifier', 'FashionMNIST', 'Trainer', 'Recipe', 'ResNeXtBlock', 'SqueezeExcitation', 'AnyNet', 'RegNetX32',
-           'RegNetY32', 'anynet', 'param_count',
-           'cpu', 'gpu', 'num_gpus', 'try_gpu']
+__all__ = public_names('jax')
+LAYOUT = 'NHWC'   # images as (batch, height, width, channels), as Flax expects
 
 _xavier = nn.initializers.xavier_uniform()
 
@@ -227,13 +227,20 @@ class ResNeXtBlock(nn.Module):
 
 
 # AnyNet, RegNetX32 and RegNetY32 are the chapter's, from d2lsupport/chapter/.
-__getattr__ = chapter_classes(__name__)
+__getattr__, anynet = chapter_access(__name__)
 
 
-def anynet(config, num_classes=10, se_ratio=0.0, lr=0.1):
-    """The chapter's `AnyNet` for a `d2lsupport.design.AnyNetConfig`."""
-    return __getattr__('AnyNet')(**anynet_arguments(config), lr=lr,
-                                 num_classes=num_classes, se_ratio=se_ratio)
+def try_layer(layer, *shapes):
+    """(output shape, parameter count) of a new `layer` called on zeros of `shapes`."""
+    out, variables = layer.init_with_output(jax.random.PRNGKey(0),
+                                            *(jnp.zeros(shape) for shape in shapes))
+    return tuple(out.shape), _size(variables.get('params', {}))
+
+
+def weights(model):
+    """The trainable weights that `model` holds: none, since a Flax module holds
+    no state (the Trainer keeps the parameters)."""
+    return []
 
 
 def _eval_model(model):
@@ -287,32 +294,24 @@ class Trainer(BaseTrainer):
     """
     framework = 'jax'
 
-    def __init__(self, max_epochs, num_gpus=0, fast=True, quiet=False, recipe=None,
-                 seed=None):
-        super().__init__(max_epochs, num_gpus, fast, quiet, recipe, seed)
-        self.device = try_gpu() if num_gpus else cpu()
-        self.init_key = jax.random.PRNGKey(0)
-
     def seed_initialization(self, seed):
         self.init_key = jax.random.PRNGKey(seed)
 
     def recipe_optimizer(self, model, steps):
         r = self.recipe
-        lr = optax.cosine_decay_schedule(model.lr, steps) if r.cosine else model.lr
+        self.schedule = partial(r.learning_rate, model.lr, steps=steps, xp=jnp)
         return optax.chain(optax.add_decayed_weights(r.weight_decay),
-                           optax.sgd(lr, momentum=r.momentum or None, nesterov=r.nesterov))
+                           optax.sgd(self.schedule, momentum=r.momentum or None,
+                                     nesterov=r.nesterov))
 
-    def gpus_available(self):
-        return num_gpus()
-
-    def device_name(self):
-        return self.device.platform
-
-    def prepare(self, model, data):
+    def build(self, model, data):
         X, _ = next(data.train_dataloader())
-        variables = jax.device_put(_initialize(model, self.init_key, X), self.device)
+        key = self.init_key if self.seed is not None else jax.random.PRNGKey(0)
+        variables = _initialize(model, key, X)
+        variables = jax.device_put(variables, self.device)
         self.params = variables['params']
         self.batch_stats = variables.get('batch_stats', {})
+        self.schedule = None
         optim = self.optimizer(model)
         # committed to the device like the step's outputs: an uncommitted state
         # (optax makes its step counters so) would compile the step a second time
@@ -323,18 +322,24 @@ class Trainer(BaseTrainer):
             self._train = jax.jit(self._train, donate_argnums=(0, 1, 2))
             self._eval = jax.jit(self._eval)
 
-    def _train_state(self):
-        return {'params': self.params, 'batch_stats': self.batch_stats,
-                'opt_state': self.opt_state}
+    def learning_rate(self):
+        if self.schedule is None:
+            return self.model.lr
+        return float(self.schedule(optax.tree_utils.tree_get(self.opt_state, 'count')))
+
+    def _parts(self):
+        return {'model': {'params': self.params, 'batch_stats': self.batch_stats},
+                'optimizer': self.opt_state}
 
     def state(self):
-        return {'train_state': serialization.to_bytes(self._train_state())}
+        return {name: serialization.to_bytes(part) for name, part in self._parts().items()}
 
     def load_state(self, state):
-        restored = serialization.from_bytes(self._train_state(), state['train_state'])
-        restored = jax.device_put(restored, self.device)
-        self.params, self.batch_stats = restored['params'], restored['batch_stats']
-        self.opt_state = restored['opt_state']
+        restored = {name: jax.device_put(serialization.from_bytes(part, state[name]), self.device)
+                    for name, part in self._parts().items()}
+        self.params = restored['model']['params']
+        self.batch_stats = restored['model']['batch_stats']
+        self.opt_state = restored['optimizer']
 
     def train_step(self, batch):
         X, y = jax.device_put(batch, self.device)
@@ -345,3 +350,12 @@ class Trainer(BaseTrainer):
     def eval_step(self, batch):
         X, y = jax.device_put(batch, self.device)
         return self._eval(self.params, self.batch_stats, X, y)
+
+    def logits(self, X, batch_statistics=False):
+        """With `batch_statistics`, batch normalization uses the statistics of X
+        (as in training); the running statistics are left as they were."""
+        variables = {'params': self.params, 'batch_stats': self.batch_stats}
+        if not batch_statistics:
+            return np.asarray(_eval_model(self.model).apply(variables, X))
+        logits, _ = self.model.apply(variables, X, mutable=['batch_stats'])
+        return np.asarray(logits)

@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 
 from . import checks
-from .core import (DataModule, HyperParameters, ProgressBoard, add_to_class, chapter_classes,
-                   physical_cores, print_layer_table)
+from .core import (DataModule, HyperParameters, ProgressBoard, add_to_class, chapter_access,
+                   physical_cores, print_layer_table, public_names)
 
 os.environ.setdefault('OMP_NUM_THREADS', str(physical_cores()))
 
@@ -24,15 +24,13 @@ from mxnet import autograd, gluon, np, npx  # noqa: E402
 from mxnet.gluon import nn  # noqa: E402
 
 from .data import FashionMNISTBase  # noqa: E402
-from .design import anynet_arguments, se_width  # noqa: E402
+from .design import se_width  # noqa: E402
 from .trainer import BaseTrainer, Recipe  # noqa: E402
 
 npx.set_np()
 
-__all__ = ['add_to_class', 'HyperParameters', 'ProgressBoard', 'DataModule', 'Module',
-           'Classifier', 'FashionMNIST', 'Trainer', 'Recipe', 'ResNeXtBlock', 'SqueezeExcitation', 'AnyNet', 'RegNetX32',
-           'RegNetY32', 'anynet', 'param_count',
-           'cpu', 'gpu', 'num_gpus', 'try_gpu']
+__all__ = public_names('mxnet')
+LAYOUT = 'NCHW'   # images as (batch, channels, height, width)
 
 
 def cpu():
@@ -201,13 +199,21 @@ class ResNeXtBlock(nn.HybridBlock):
 
 
 # AnyNet, RegNetX32 and RegNetY32 are the chapter's, from d2lsupport/chapter/.
-__getattr__ = chapter_classes(__name__)
+__getattr__, anynet = chapter_access(__name__)
 
 
-def anynet(config, num_classes=10, se_ratio=0.0, lr=0.1):
-    """The chapter's `AnyNet` for a `d2lsupport.design.AnyNetConfig`."""
-    return __getattr__('AnyNet')(**anynet_arguments(config), lr=lr,
-                                 num_classes=num_classes, se_ratio=se_ratio)
+def try_layer(layer, *shapes):
+    """(output shape, parameter count) of a new `layer` called on zeros of `shapes`."""
+    layer.initialize()
+    out = layer(*(np.zeros(shape) for shape in shapes))
+    return tuple(out.shape), sum(p.data().size for p in layer.collect_params().values()
+                                 if p.grad_req != 'null')
+
+
+def weights(model):
+    """The trainable weights that `model` holds, as numpy arrays."""
+    return [p.data().asnumpy() for p in model.collect_params().values()
+            if p.grad_req != 'null']
 
 
 class _Schedule(mx.lr_scheduler.LRScheduler):
@@ -222,18 +228,10 @@ class _Schedule(mx.lr_scheduler.LRScheduler):
 
 
 class Trainer(BaseTrainer):
-    """Gluon training with the network hybridized into one static graph
-    (imperative if not `fast`).
-
-    ``static_alloc`` and ``static_shape`` made the RegNetX32 step 15-25%
-    faster than imperative execution, and faster than plain `hybridize`.
-    """
+    """Gluon training with the network hybridized into one static graph with
+    ``static_alloc`` and ``static_shape`` (imperative if not `fast`), the fastest
+    way measured on a CPU (BENCHMARKS.md, "Formulations measured")."""
     framework = 'mxnet'
-
-    def __init__(self, max_epochs, num_gpus=0, fast=True, quiet=False, recipe=None,
-                 seed=None):
-        super().__init__(max_epochs, num_gpus, fast, quiet, recipe, seed)
-        self.ctx = try_gpu() if num_gpus else cpu()
 
     def seed_initialization(self, seed):
         mx.random.seed(seed)
@@ -244,37 +242,37 @@ class Trainer(BaseTrainer):
                    'lr_scheduler': _Schedule(r, model.lr, steps)}
         return gluon.Trainer(model.collect_params(), 'nag' if r.nesterov else 'sgd', options)
 
-    def gpus_available(self):
-        return num_gpus()
-
-    def device_name(self):
-        return str(self.ctx)
-
-    def prepare(self, model, data):
+    def build(self, model, data):
         X, _ = next(data.train_dataloader())
-        model.collect_params().reset_ctx(self.ctx)
-        _materialize(model, X.shape, self.ctx)
+        model.collect_params().reset_ctx(self.device)
+        _materialize(model, X.shape, self.device)
         if self.fast:
             model.net.hybridize(static_alloc=True, static_shape=True)
         self.optim = self.optimizer(model)
 
+    def learning_rate(self):
+        optimizer = self.optim.optimizer
+        if optimizer.lr_scheduler is None:
+            return optimizer.learning_rate
+        return optimizer.lr_scheduler(optimizer.num_update + 1)   # MXNet counts from 1
+
     def state(self):
         with tempfile.TemporaryDirectory() as tmp:
-            params, states = os.path.join(tmp, 'params'), os.path.join(tmp, 'states')
-            self.model.save_parameters(params)
-            self.optim.save_states(states)
-            return {'parameters': Path(params).read_bytes(), 'optimizer': Path(states).read_bytes()}
+            model, optimizer = os.path.join(tmp, 'model'), os.path.join(tmp, 'optimizer')
+            self.model.save_parameters(model)
+            self.optim.save_states(optimizer)
+            return {'model': Path(model).read_bytes(), 'optimizer': Path(optimizer).read_bytes()}
 
     def load_state(self, state):
         with tempfile.TemporaryDirectory() as tmp:
-            params, states = Path(tmp, 'params'), Path(tmp, 'states')
-            params.write_bytes(state['parameters'])
-            states.write_bytes(state['optimizer'])
-            self.model.load_parameters(str(params), ctx=self.ctx)
-            self.optim.load_states(str(states))
+            model, optimizer = Path(tmp, 'model'), Path(tmp, 'optimizer')
+            model.write_bytes(state['model'])
+            optimizer.write_bytes(state['optimizer'])
+            self.model.load_parameters(str(model), ctx=self.device)
+            self.optim.load_states(str(optimizer))
 
     def train_step(self, batch):
-        X, y = (a.as_in_context(self.ctx) for a in batch)
+        X, y = (a.as_in_context(self.device) for a in batch)
         with autograd.record():
             loss = self.model.loss(self.model(X), y)
         loss.backward()
@@ -282,7 +280,21 @@ class Trainer(BaseTrainer):
         return loss
 
     def eval_step(self, batch):
-        X, y = (a.as_in_context(self.ctx) for a in batch)
+        X, y = (a.as_in_context(self.device) for a in batch)
         Y_hat = self.model(X)
         return (self.model.loss(Y_hat, y, averaged=False),
                 self.model.accuracy(Y_hat, y, averaged=False))
+
+    def logits(self, X, batch_statistics=False):
+        """With `batch_statistics`, batch normalization uses the statistics of X
+        (as in training); the running statistics are left as they were."""
+        X = X.as_in_context(self.device)
+        if not batch_statistics:
+            return self.model(X).asnumpy()
+        params = self.model.collect_params().values()
+        saved = [p.data().copy() for p in params]
+        with autograd.train_mode():
+            logits = self.model(X).asnumpy()
+        for p, value in zip(params, saved):
+            p.set_data(value)
+        return logits

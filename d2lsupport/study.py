@@ -7,7 +7,8 @@ error EDFs.
 
 **Tasks.** Model `index` of design space `space` draws its configuration
 and its training seed (weight initialization and minibatch order) from
-``SeedSequence((seed, SPACES.index(space), index))``, so a study is the same
+``SeedSequence((seed, identifier, index))``, where `identifier` is the
+space's fixed number in `design.DESIGN_SPACES`, so a study is the same
 whatever the order, the number of workers, or how often it was interrupted.
 With ``--mflops`` (a `Cost`) the configuration is drawn from the space's own
 distribution until one lies within the tolerance of that cost
@@ -16,8 +17,10 @@ flops; the record keeps how many draws that took. Tasks run interleaved:
 model 0 of every space, then model 1, ..., so a partial study has about
 equal samples per space.
 
-**Budget** (`StudyBudget`; a cheap proxy for full training, which the
-paper's second assumption allows and `rank_agreement` tests): by default one
+**Study budget** (`StudyBudget`: how each sampled network is trained; not
+`core.Budget`, the switch that shrinks the notebooks' training for tests).
+A cheap proxy for full training, which the paper's second assumption allows
+and `rank_agreement` tests: by default one
 epoch on all 60,000 training images at their native 28 x 28, in minibatches
 of 128, trained with the framework's Trainer and the default `Recipe` (SGD
 with Nesterov momentum 0.9, weight decay 5e-5, the learning rate decaying
@@ -26,12 +29,15 @@ design spaces of `design` are sized for 28 px: three stages leave 2 x 2 maps.
 With the same framework and number of threads a model gives the same numbers
 on every run.
 
-**Results** are JSON Lines, one record per finished model, appended and
-flushed to disk (fsync) one whole line at a time by the main process. A run
-first drops an incomplete last line left by a crash, then skips every
-(space, index) already in the file: an interrupted study resumes without
-losing or repeating a finished model. Records of another seed, cost, budget
-or framework in the same file are an error.
+**Results** are JSON Lines of strict JSON (`records`), one record per
+finished model, appended and flushed to disk (fsync) one whole line at a
+time by the main process; a loss that is not finite is the string "NaN"
+(or "Infinity"). A run first drops an incomplete last line left by a crash,
+then skips every (space, index) already in the file: an interrupted study
+resumes without losing or repeating a finished model. Records of another
+seed, cost, budget or framework in the same file are an error, and so is a
+record whose network is not the one its seed draws now (the sampling code
+changed since the file was written).
 
 **Workers.** Local worker processes (``--workers``, each limited to
 ``--threads`` threads before its framework loads, see `core.limit_threads`),
@@ -39,11 +45,7 @@ or with ``--cluster ADDRESS`` the workers of an existing Dask distributed
 cluster (``pip install d2lsupport[cluster]``); every worker needs
 d2lsupport, the framework and the Fashion-MNIST files (see `d2lsupport.data`).
 """
-import argparse
 import dataclasses
-import functools
-import json
-import math
 import multiprocessing
 import os
 import sys
@@ -54,47 +56,54 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import design
-from .core import FRAMEWORKS, framework_module, limit_threads, source_commit
-from .data import DataError
-from .trainer import RESULTS_DIR
+from . import checks, cli, design
+from .core import FRAMEWORKS, cpu_count, framework_module, limit_threads, source_commit
+from .data import NUM_TRAIN, NUM_VAL, DataError
+from .records import (STUDY_COST_FILE, STUDY_FILE, STUDY_LONG_FILE, RecordError,
+                      append_json_line, drop_incomplete_line, number, read_json_lines)
 
 FRAMEWORK = 'pytorch'
 CONNECT_TIMEOUT = '10s'   # to reach a Dask scheduler
-COMPARISONS = (('A', 'B'), ('B', 'C'), ('C', 'D'), ('D', 'E'), ('E', 'RegNetX'))
-# The studies shipped with the chapter: the first one, over whole spaces; the one at
-# equal cost; and its first networks retrained with a four times longer budget.
-RESULTS_FILE = os.path.join(RESULTS_DIR, 'study.jsonl')
-COST_FILE = os.path.join(RESULTS_DIR, 'study-cost.jsonl')
-LONG_FILE = os.path.join(RESULTS_DIR, 'study-long.jsonl')
+# Each space against the next one of the table: A -> B -> ... -> RegNetX.
+COMPARISONS = tuple(zip(design.SPACES, design.SPACES[1:]))
+# The studies shipped with the chapter, under the names the chapter uses.
+RESULTS_FILE, COST_FILE, LONG_FILE = STUDY_FILE, STUDY_COST_FILE, STUDY_LONG_FILE
 
 
 class StudyError(RuntimeError):
     """A problem with the study's input that the user can fix."""
 
 
+def checked(check, *args, **kwargs):
+    """The value that `check` (one of `checks`) returns, its ValueError a StudyError."""
+    try:
+        return check(*args, **kwargs)
+    except ValueError as e:
+        raise StudyError(str(e)) from None
+
+
 @dataclasses.dataclass(frozen=True)
 class StudyBudget:
-    """How each sampled model is trained and evaluated (see the module doc).
+    """How each sampled network of a study is trained and evaluated (see the
+    module doc); `core.Budget` is another thing, the tests' small budget.
 
     `train_size` and `val_size` keep the first images of the training and
     test sets (all by default; fewer for quick tests).
     """
     epochs: int = 1
     image_size: int = 28
-    train_size: int = 60_000
-    val_size: int = 10_000
+    train_size: int = NUM_TRAIN
+    val_size: int = NUM_VAL
     batch_size: int = 128
     lr: float = 0.1
 
     def __post_init__(self):
         for name in ('epochs', 'image_size', 'train_size', 'val_size', 'batch_size'):
-            if getattr(self, name) < 1:
-                raise StudyError(f'{name} must be positive')
-        if self.train_size > 60_000 or self.val_size > 10_000:
-            raise StudyError('Fashion-MNIST has 60,000 training and 10,000 test images')
-        if self.lr <= 0:
-            raise StudyError('the learning rate must be positive')
+            checked(checks.positive_int, 'StudyBudget', name, getattr(self, name))
+        if self.train_size > NUM_TRAIN or self.val_size > NUM_VAL:
+            raise StudyError(f'StudyBudget: Fashion-MNIST has {NUM_TRAIN:,} training and '
+                             f'{NUM_VAL:,} test images; ask for at most as many')
+        checked(checks.number, 'StudyBudget', 'lr', self.lr, above=0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,15 +114,17 @@ class Cost:
     tolerance: float = 0.1
 
     def __post_init__(self):
-        if not self.mflops > 0 or not 0 < self.tolerance < 1:
-            raise StudyError('the cost must be positive and its tolerance between 0 and 1')
+        checked(checks.number, 'Cost', 'mflops', self.mflops, above=0)
+        if not checked(checks.number, 'Cost', 'tolerance', self.tolerance, above=0) < 1:
+            raise StudyError(f'Cost: tolerance must be a fraction between 0 and 1, '
+                             f'got {self.tolerance!r}')
 
 
 # --------------------------------------------------------------------- tasks
 
 def model_seeds(seed, space, index):
     """(configuration seed, training seed) of model `index` of `space`."""
-    sequence = np.random.SeedSequence((seed, design.SPACES.index(space), index))
+    sequence = np.random.SeedSequence((seed, design.design_space(space).identifier, index))
     return tuple(int(s) for s in sequence.generate_state(2))
 
 
@@ -133,11 +144,16 @@ def make_task(seed, space, index, cost=None):
 
 def plan(seed, spaces, n, cost=None):
     """The tasks of `n` models per space, interleaved across the spaces."""
+    checked(checks.positive_int, 'study', 'seed', seed, minimum=0)
+    checked(checks.positive_int, 'study', 'n', n)
+    if isinstance(spaces, str) or not spaces:
+        raise StudyError(f'study: spaces must be a list of design spaces among '
+                         f'{", ".join(design.SPACES)}, got {spaces!r}')
     spaces = list(dict.fromkeys(spaces))
     for space in spaces:
-        if space not in design.SPACES:
-            raise StudyError(f'unknown design space {space!r}; choose from '
-                             f'{", ".join(design.SPACES)}')
+        checked(design.design_space, space)
+    if cost is not None and not isinstance(cost, Cost):
+        raise StudyError(f'study: cost must be a Cost or None, got {cost!r}')
     try:
         return [make_task(seed, space, index, cost) for index in range(n) for space in spaces]
     except ValueError as e:
@@ -162,8 +178,7 @@ def run_task(task, budget, framework=FRAMEWORK, threads=1):
     return {'space': task['space'], 'index': task['index'], 'seed': task['seed'],
             'config': task['config'].to_json(), 'cost': task['cost'], 'draws': task['draws'],
             'complexity': design.complexity(task['config'], image_size=budget.image_size),
-            'error': 1 - trainer.val_acc,
-            'train_loss': trainer.train_loss if math.isfinite(trainer.train_loss) else None,
+            'error': 1 - trainer.val_acc, 'train_loss': trainer.train_loss,
             'seconds': round(time.perf_counter() - start, 2), 'framework': framework,
             'budget': dataclasses.asdict(budget), 'threads': threads}
 
@@ -171,44 +186,20 @@ def run_task(task, budget, framework=FRAMEWORK, threads=1):
 # ------------------------------------------------------------- results file
 
 def read_results(path):
-    """The records of a JSON Lines results file ([] if there is none); an
-    incomplete last line (no newline yet) is not a record."""
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        return []
-    records = []
-    for number, line in enumerate(data[:data.rfind(b'\n') + 1].splitlines(), 1):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            raise StudyError(f'{path}, line {number}: not a JSON record; delete '
-                             'that line to go on') from None
-    return records
-
-
-def drop_incomplete_line(path):
-    """Cut an incomplete last line, left by a crash while writing, off the file."""
-    try:
-        with open(path, 'r+b') as f:
-            data = f.read()
-            if data and not data.endswith(b'\n'):
-                f.truncate(data.rfind(b'\n') + 1)
-                os.fsync(f.fileno())
-    except FileNotFoundError:
-        pass
+    """The records of a study's results file ([] if there is none), each
+    checked to be a study's record; an incomplete last line is not a record."""
+    found = read_json_lines(path)
+    for line, record in enumerate(found, 1):
+        if not (isinstance(record, dict) and record.get('space') in design.SPACES
+                and isinstance(record.get('index'), int) and 'error' in record):
+            raise StudyError(f'{path}, line {line}: not a record of a design-space study '
+                             '(space, index, error); delete that line or choose another file')
+    return found
 
 
 def append_record(path, record):
-    """Append one JSON line and force it to disk before returning."""
-    line = memoryview((json.dumps(record) + '\n').encode())
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        while line:
-            line = line[os.write(fd, line):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """Append one record as a line of strict JSON, forced to disk before returning."""
+    append_json_line(path, record)
 
 
 def settings(seed, budget, framework=FRAMEWORK, cost=None):
@@ -218,10 +209,10 @@ def settings(seed, budget, framework=FRAMEWORK, cost=None):
             **dataclasses.asdict(budget)}
 
 
-def finished_models(records, seed, budget, framework=FRAMEWORK, cost=None):
-    """The (space, index) pairs in `records`, which must come from this study."""
+def check_settings(found, seed, budget, framework=FRAMEWORK, cost=None):
+    """Raise a StudyError unless every record of `found` has this study's settings."""
     expected = settings(seed, budget, framework, cost)
-    for record in records:
+    for record in found:
         found = {'seed': record.get('seed'), 'framework': record.get('framework'),
                  'cost': record.get('cost'), **record.get('budget', {})}
         if found != expected:
@@ -230,7 +221,27 @@ def finished_models(records, seed, budget, framework=FRAMEWORK, cost=None):
                                 if found.get(key) != expected.get(key))
             raise StudyError(f'the results file holds a study with other settings: '
                              f'{changes}; choose another --out or the same settings')
-    return {(record['space'], record['index']) for record in records}
+
+
+def check_networks(found, tasks):
+    """Raise a StudyError unless each record of `found` that `tasks` plan holds
+    the network that its task draws now."""
+    planned = {(t['space'], t['index']): t for t in tasks}
+    for record in found:
+        task = planned.get((record['space'], record['index']))
+        if task is not None and record.get('config') != task['config'].to_json():
+            raise StudyError(
+                f'the results file holds model {record["space"]} #{record["index"]} with a '
+                'network that its seed no longer draws (the sampling code changed since the '
+                'file was written); choose another --out to start the study afresh')
+
+
+def finished_models(found, tasks, seed, budget, framework=FRAMEWORK, cost=None):
+    """The (space, index) pairs of the records `found`, which must come from
+    this study (its settings, and the networks of its `tasks`)."""
+    check_settings(found, seed, budget, framework, cost)
+    check_networks(found, tasks)
+    return {(record['space'], record['index']) for record in found}
 
 
 # ------------------------------------------------------------------ workers
@@ -280,11 +291,10 @@ def run_study(out, spaces=design.SPACES, n=32, seed=0, budget=StudyBudget(), cos
               framework=FRAMEWORK, workers=None, threads=1, cluster=None, limit=None):
     """Train the models of the study that `out` does not hold yet (at most
     `limit` of them), appending one record per model; return their number."""
-    if framework not in FRAMEWORKS:
-        raise StudyError(f'unknown framework {framework!r}; choose from {", ".join(FRAMEWORKS)}')
+    check_run(out, budget, framework, workers, threads, limit)
     tasks = plan(seed, spaces, n, cost)
     drop_incomplete_line(out)
-    done = finished_models(read_results(out), seed, budget, framework, cost)
+    done = finished_models(read_results(out), tasks, seed, budget, framework, cost)
     remaining = [t for t in tasks if (t['space'], t['index']) not in done]
     todo = remaining[:limit]
     if cluster:
@@ -298,23 +308,41 @@ def run_study(out, spaces=design.SPACES, n=32, seed=0, budget=StudyBudget(), cos
         for record in records:
             append_record(out, {**record, 'commit': commit})
             bar.set_postfix_str(f'{record["space"]} #{record["index"]}: error '
-                                f'{record["error"]:.3f} in {record["seconds"]:.0f} s')
+                                f'{number(record["error"]):.3f} in '
+                                f'{record["seconds"]:.0f} s')
             bar.update()
     return len(todo)
 
 
-def cpu_count():
-    """The CPUs this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
+def check_run(out, budget, framework, workers, threads, limit):
+    """Raise a StudyError, before anything runs, for settings that cannot run."""
+    if framework not in FRAMEWORKS:
+        raise StudyError(f'unknown framework {framework!r}; choose from {", ".join(FRAMEWORKS)}')
+    if not isinstance(budget, StudyBudget):
+        raise StudyError(f'study: budget must be a StudyBudget, got {budget!r}')
+    checked(checks.positive_int, 'study', 'threads', threads)
+    for name, value in (('workers', workers), ('limit', limit)):
+        checked(checks.optional_positive_int, 'study', name, value)
+    check_out(out)
+
+
+def check_out(out):
+    """The results or figure file `out` must be a file name in an existing folder."""
+    path = Path(checked(checks.optional_path, 'study', 'out', out) or '')
+    if not path.name or path.is_dir():
+        raise StudyError(f'--out {out} is a folder; name a file in it')
+    if not path.absolute().parent.is_dir():
+        raise StudyError(f'--out {out}: the folder {path.absolute().parent} does not exist; '
+                         'create it or choose another place')
 
 
 # --------------------------------------------------------------------- plots
 
-def errors_by_space(records):
+def errors_by_space(found):
     """{space: [errors]} in the order of design.SPACES."""
     errors = {}
-    for record in records:
-        errors.setdefault(record['space'], []).append(record['error'])
+    for record in found:
+        errors.setdefault(record['space'], []).append(number(record['error']))
     return {space: errors[space] for space in design.SPACES if space in errors}
 
 
@@ -419,11 +447,12 @@ def rank_agreement(short, long, seed=0, draws=4000):
     return len(x), spearman(x, y), tuple(np.percentile(rhos, [2.5, 97.5]))
 
 
-def errors_by_bottleneck(records, spaces=('B', 'C', 'D', 'E')):
+def errors_by_bottleneck_ratio(found, spaces=('B', 'C', 'D', 'E')):
     """{bottleneck ratio b: errors} of the networks of `spaces`, which share one b
-    across their stages (our RegNetX fixes b = 1; B to E sample it from {1, 2, 4})."""
+    across their stages and draw it from {1, 2, 4} (RegNetX draws it alike but
+    only since the equal-cost study; the first study's RegNetX fixed b = 1)."""
     errors = {}
-    for r in records:
+    for r in found:
         if r['space'] in spaces:
             errors.setdefault(r['config']['stages'][0][3], []).append(r['error'])
     return dict(sorted(errors.items()))
@@ -446,7 +475,7 @@ def comparisons(records, pairs=COMPARISONS, seed=0):
     for space in errors:
         flops = np.median([r['complexity']['flops'] for r in records if r['space'] == space])
         lines.append(f'{space:<10}{flops / 1e6:>8.2f}{100 * np.median(residuals[spaces == space]):>+38.2f}')
-    by_b = errors_by_bottleneck(records)
+    by_b = errors_by_bottleneck_ratio(records)
     if by_b:
         lines.append('median error of B to E by bottleneck ratio: ' + ', '.join(
             f'b = {b:g}: {100 * np.median(e):.1f}% (n={len(e)})' for b, e in by_b.items()))
@@ -455,15 +484,8 @@ def comparisons(records, pairs=COMPARISONS, seed=0):
 
 # ---------------------------------------------------------------------- CLI
 
-def positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'{text} is not a positive integer')
-    return value
-
-
 def build_parser():
-    parser = design.Parser(
+    parser = cli.Parser(
         prog='python -m d2lsupport.study',
         description='Sample, train and compare networks of AnyNet design spaces.')
     sub = parser.add_subparsers(dest='command', required=True)
@@ -471,12 +493,12 @@ def build_parser():
     p.add_argument('--out', required=True, help='results file (JSON Lines)')
     p.add_argument('--spaces', nargs='+', default=list(design.SPACES), metavar='SPACE',
                    help=f'design spaces among {", ".join(design.SPACES)} (default: all)')
-    p.add_argument('-n', type=positive_int, default=32, help='models per space')
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--limit', type=positive_int, help='train at most this many models now')
-    p.add_argument('--workers', type=positive_int, help='local worker processes '
+    p.add_argument('-n', type=cli.positive_int, default=32, help='models per space')
+    p.add_argument('--seed', type=cli.non_negative_int, default=0)
+    p.add_argument('--limit', type=cli.positive_int, help='train at most this many models now')
+    p.add_argument('--workers', type=cli.positive_int, help='local worker processes '
                    '(default: CPUs / threads)')
-    p.add_argument('--threads', type=positive_int, default=1, help='threads per model')
+    p.add_argument('--threads', type=cli.positive_int, default=1, help='threads per model')
     p.add_argument('--cluster', metavar='ADDRESS',
                    help='Dask scheduler, e.g. tcp://10.0.0.5:8786 (instead of local workers)')
     p.add_argument('--framework', choices=FRAMEWORKS, default=FRAMEWORK,
@@ -487,13 +509,35 @@ def build_parser():
                    help='with --mflops: the band of accepted costs, a fraction (default 0.1)')
     defaults = StudyBudget()
     for field in dataclasses.fields(StudyBudget):
-        kind = float if field.name == 'lr' else positive_int
+        kind = float if field.name == 'lr' else cli.positive_int
         p.add_argument('--' + field.name.replace('_', '-'), type=kind,
                        default=getattr(defaults, field.name))
     p = sub.add_parser('plot', help='draw the EDF comparisons of a results file')
     p.add_argument('results', help='results file (JSON Lines)')
     p.add_argument('--out', required=True, help='figure file (.svg, .png, .pdf)')
     return parser
+
+
+def check_figure_file(out):
+    """The figure file `out` must be writable in a format matplotlib knows."""
+    from matplotlib.backend_bases import FigureCanvasBase
+    check_out(out)
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if Path(out).suffix[1:].lower() not in formats:
+        raise StudyError(f'--out {out}: name a figure file ending in one of '
+                         f'{", ".join("." + f for f in sorted(formats))}')
+
+
+def plot(results, out):
+    """Draw the comparisons of the results file `results` into `out`; return
+    the summary table."""
+    check_figure_file(out)
+    if not Path(results).is_file():
+        raise StudyError(f'no results file {results}; train a study into it with '
+                         '`python -m d2lsupport.study run --out ...` first')
+    found = read_results(results)
+    plot_comparisons(found).savefig(out)
+    return summary(found)
 
 
 def main(argv=None):
@@ -508,11 +552,9 @@ def main(argv=None):
                               args.limit)
             print(f'{count} models trained; results in {args.out}')
         else:
-            records = read_results(args.results)
-            plot_comparisons(records).savefig(args.out)
-            print(summary(records))
+            print(plot(args.results, args.out))
             print(f'figure: {args.out}')
-    except (StudyError, DataError) as e:
+    except (StudyError, DataError, RecordError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
     return 0

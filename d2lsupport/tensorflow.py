@@ -8,24 +8,23 @@ import random
 import tensorflow as tf
 
 from . import checks
-from .core import (DataModule, HyperParameters, ProgressBoard, add_to_class, chapter_classes,
-                   print_layer_table)
+from .core import (DataModule, HyperParameters, ProgressBoard, add_to_class, chapter_access,
+                   print_layer_table, public_names)
 from .data import FashionMNISTBase
-from .design import anynet_arguments, se_width
+from .design import se_width
 from .trainer import BaseTrainer, Recipe, arrays_to_bytes, bytes_to_arrays
 
-__all__ = ['add_to_class', 'HyperParameters', 'ProgressBoard', 'DataModule', 'Module',
-           'Classifier', 'FashionMNIST', 'Trainer', 'Recipe', 'ResNeXtBlock', 'SqueezeExcitation', 'AnyNet', 'RegNetX32',
-           'RegNetY32', 'anynet', 'param_count',
-           'cpu', 'gpu', 'num_gpus', 'try_gpu']
+__all__ = public_names('tensorflow')
+LAYOUT = 'NHWC'   # images as (batch, height, width, channels)
 
 
+# TensorFlow names its devices: `with tf.device(d2l.cpu()):` places operations there.
 def cpu():
-    return tf.device('/CPU:0')
+    return '/CPU:0'
 
 
 def gpu(i=0):
-    return tf.device(f'/GPU:{i}')
+    return f'/GPU:{i}'
 
 
 def num_gpus():
@@ -201,29 +200,42 @@ class ResNeXtBlock(tf.keras.layers.Layer):
 
 
 # AnyNet, RegNetX32 and RegNetY32 are the chapter's, from d2lsupport/chapter/.
-__getattr__ = chapter_classes(__name__)
+__getattr__, anynet = chapter_access(__name__)
 
 
-def anynet(config, num_classes=10, se_ratio=0.0, lr=0.1):
-    """The chapter's `AnyNet` for a `d2lsupport.design.AnyNetConfig`."""
-    return __getattr__('AnyNet')(**anynet_arguments(config), lr=lr,
-                                 num_classes=num_classes, se_ratio=se_ratio)
+def try_layer(layer, *shapes):
+    """(output shape, parameter count) of a new `layer` called on zeros of `shapes`."""
+    out = layer(*(tf.zeros(shape) for shape in shapes))
+    return tuple(out.shape), _num_trainable(layer)
+
+
+def weights(model):
+    """The trainable weights that `model` holds, as numpy arrays."""
+    return [w.numpy() for w in model.trainable_weights]
+
+
+class _RecipeSchedule(tf.keras.optimizers.schedules.LearningRateSchedule):
+    """`Recipe.learning_rate` as a Keras schedule, computed on the step counter."""
+
+    def __init__(self, recipe, lr, steps):
+        self.recipe, self.lr, self.steps = recipe, lr, steps
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        return self.recipe.learning_rate(self.lr, step, self.steps, xp=tf.experimental.numpy)
+
+    def get_config(self):
+        return {'recipe': self.recipe, 'lr': self.lr, 'steps': self.steps}
 
 
 class Trainer(BaseTrainer):
     """Training with steps compiled by `tf.function` (eager if not `fast`).
 
     XLA (the attribute ``jit_compile``) is off: it made the RegNetX32 step
-    slower on a CPU (see `ResNeXtBlock` and BENCHMARKS.md).
+    slower on a CPU (BENCHMARKS.md, "Formulations measured").
     """
     framework = 'tensorflow'
     jit_compile = False
-
-    def __init__(self, max_epochs, num_gpus=0, fast=True, quiet=False, recipe=None,
-                 seed=None):
-        super().__init__(max_epochs, num_gpus, fast, quiet, recipe, seed)
-        self.device_label = 'GPU:0' if num_gpus and self.gpus_available() else 'CPU:0'
-        self.weight_decay = recipe.weight_decay if recipe else 0.0
 
     def seed_initialization(self, seed):
         """Keras draws the seed of each initializer from Python's `random` when
@@ -242,20 +254,12 @@ class Trainer(BaseTrainer):
         from the others' only while the rate changes; the L2 decay is added to the
         gradients in the training step (Keras's own `weight_decay` is decoupled)."""
         r = self.recipe
-        lr = (tf.keras.optimizers.schedules.CosineDecay(model.lr, steps) if r.cosine
-              else model.lr)
-        return tf.keras.optimizers.SGD(learning_rate=lr, momentum=r.momentum,
-                                       nesterov=r.nesterov)
+        return tf.keras.optimizers.SGD(learning_rate=_RecipeSchedule(r, model.lr, steps),
+                                       momentum=r.momentum, nesterov=r.nesterov)
 
-    def gpus_available(self):
-        return num_gpus()
-
-    def device_name(self):
-        return self.device_label
-
-    def prepare(self, model, data):
+    def build(self, model, data):
         X, _ = next(data.train_dataloader())
-        with tf.device(self.device_label):
+        with tf.device(self.device):
             model(X[:1], training=False)
             self.optim = self.optimizer(model)
             self.optim.build(model.trainable_variables)
@@ -264,13 +268,16 @@ class Trainer(BaseTrainer):
             self._train = tf.function(self._train_fn, jit_compile=self.jit_compile)
             self._eval = tf.function(self._eval_fn, jit_compile=self.jit_compile)
 
+    def learning_rate(self):
+        return float(self.optim.learning_rate)
+
     def _train_fn(self, X, y):
         with tf.GradientTape() as tape:
             loss = self.model.loss(self.model(X, training=True), y)
         params = self.model.trainable_variables
         grads = tape.gradient(loss, params)
-        if self.weight_decay:
-            grads = [g + self.weight_decay * p for g, p in zip(grads, params)]
+        if self.recipe is not None and self.recipe.weight_decay:
+            grads = [g + self.recipe.weight_decay * p for g, p in zip(grads, params)]
         self.optim.apply_gradients(zip(grads, params))
         return loss
 
@@ -279,20 +286,32 @@ class Trainer(BaseTrainer):
         return (self.model.loss(Y_hat, y, averaged=False),
                 self.model.accuracy(Y_hat, y, averaged=False))
 
+    def _parts(self):
+        return {'model': self.model.variables, 'optimizer': self.optim.variables}
+
     def state(self):
-        return {name: arrays_to_bytes([v.numpy() for v in variables]) for name, variables in
-                (('model', self.model.variables), ('optimizer', self.optim.variables))}
+        return {name: arrays_to_bytes([v.numpy() for v in variables])
+                for name, variables in self._parts().items()}
 
     def load_state(self, state):
-        for name, variables in (('model', self.model.variables),
-                                ('optimizer', self.optim.variables)):
+        for name, variables in self._parts().items():
             for variable, value in zip(variables, bytes_to_arrays(state[name]), strict=True):
                 variable.assign(value)
 
     def train_step(self, batch):
-        with tf.device(self.device_label):
+        with tf.device(self.device):
             return self._train(*batch)
 
     def eval_step(self, batch):
-        with tf.device(self.device_label):
+        with tf.device(self.device):
             return self._eval(*batch)
+
+    def logits(self, X, batch_statistics=False):
+        """With `batch_statistics`, batch normalization uses the statistics of X
+        (as in training); the running statistics are left as they were."""
+        saved = [v.numpy() for v in self.model.variables]
+        with tf.device(self.device):
+            logits = self.model(X, training=batch_statistics).numpy()
+        for variable, value in zip(self.model.variables, saved):
+            variable.assign(value)
+        return logits

@@ -3,6 +3,7 @@
 Import it as ``from d2lsupport import torch as d2l``; the other framework
 modules offer the same names.
 """
+import copy
 import io
 
 import torch
@@ -10,16 +11,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import checks
-from .core import (DataModule, HyperParameters, ProgressBoard, add_to_class, chapter_classes,
-                   print_layer_table)
+from .core import (DataModule, HyperParameters, ProgressBoard, add_to_class, chapter_access,
+                   print_layer_table, public_names)
 from .data import FashionMNISTBase
-from .design import anynet_arguments, se_width
+from .design import se_width
 from .trainer import BaseTrainer, Recipe
 
-__all__ = ['add_to_class', 'HyperParameters', 'ProgressBoard', 'DataModule', 'Module',
-           'Classifier', 'FashionMNIST', 'Trainer', 'Recipe', 'ResNeXtBlock', 'SqueezeExcitation', 'AnyNet', 'RegNetX32',
-           'RegNetY32', 'anynet',
-           'init_cnn', 'param_count', 'cpu', 'gpu', 'num_gpus', 'try_gpu']
+__all__ = public_names('pytorch')
+LAYOUT = 'NCHW'   # images as (batch, channels, height, width)
 
 
 def cpu():
@@ -202,18 +201,24 @@ class ResNeXtBlock(nn.Module):
 
 
 # AnyNet, RegNetX32 and RegNetY32 are the chapter's, from d2lsupport/chapter/.
-__getattr__ = chapter_classes(__name__)
+__getattr__, anynet = chapter_access(__name__)
 
 
-def anynet(config, num_classes=10, se_ratio=0.0, lr=0.1):
-    """The chapter's `AnyNet` for a `d2lsupport.design.AnyNetConfig`."""
-    return __getattr__('AnyNet')(**anynet_arguments(config), lr=lr,
-                                 num_classes=num_classes, se_ratio=se_ratio)
+def try_layer(layer, *shapes):
+    """(output shape, parameter count) of a new `layer` called on zeros of `shapes`."""
+    with torch.no_grad():
+        out = layer(*(torch.zeros(shape) for shape in shapes))
+    return tuple(out.shape), sum(p.numel() for p in layer.parameters())
 
 
-def _to_bytes(state_dict):
+def weights(model):
+    """The trainable weights that `model` holds, as numpy arrays."""
+    return [p.detach().cpu().numpy() for p in model.parameters() if p.requires_grad]
+
+
+def _to_bytes(state):
     buffer = io.BytesIO()
-    torch.save(state_dict, buffer)
+    torch.save(state, buffer)
     return buffer.getvalue()
 
 
@@ -222,17 +227,9 @@ def _from_bytes(data, device):
 
 
 class Trainer(BaseTrainer):
-    """PyTorch training; `fast` (the default) uses channels-last memory format.
-
-    Channels-last made the RegNetX32 step about 20% faster on a CPU; neither
-    `torch.compile` nor bfloat16 autocast helped there (see BENCHMARKS.md).
-    """
+    """PyTorch training; `fast` (the default) uses channels-last memory format,
+    the faster layout on a CPU (BENCHMARKS.md, "Formulations measured")."""
     framework = 'pytorch'
-
-    def __init__(self, max_epochs, num_gpus=0, fast=True, quiet=False, recipe=None,
-                 seed=None):
-        super().__init__(max_epochs, num_gpus, fast, quiet, recipe, seed)
-        self.device = try_gpu() if num_gpus else cpu()
 
     def seed_initialization(self, seed):
         torch.manual_seed(seed)
@@ -241,21 +238,16 @@ class Trainer(BaseTrainer):
         r = self.recipe
         optim = torch.optim.SGD(model.parameters(), lr=model.lr, momentum=r.momentum,
                                 nesterov=r.nesterov, weight_decay=r.weight_decay)
+        # LambdaLR multiplies the initial rate by this factor: the recipe's rate for 1.0
         self.schedule = torch.optim.lr_scheduler.LambdaLR(
-            optim, lambda step: r.learning_rate(1.0, step, steps))
+            optim, lambda step: float(r.learning_rate(1.0, step, steps)))
         return optim
-
-    def gpus_available(self):
-        return num_gpus()
-
-    def device_name(self):
-        return str(self.device)
 
     def _to_device(self, X):
         X = X.to(self.device)
         return X.contiguous(memory_format=torch.channels_last) if self.fast else X
 
-    def prepare(self, model, data):
+    def build(self, model, data):
         X, _ = next(data.train_dataloader())
         _materialize(model, X.shape)
         model.to(self.device)
@@ -264,16 +256,20 @@ class Trainer(BaseTrainer):
         self.schedule = None
         self.optim = self.optimizer(model)
 
-    def _parts(self):
-        parts = {'model': self.model, 'optimizer': self.optim}
-        return parts if self.schedule is None else {**parts, 'schedule': self.schedule}
+    def learning_rate(self):
+        return self.optim.param_groups[0]['lr']
 
     def state(self):
-        return {name: _to_bytes(part.state_dict()) for name, part in self._parts().items()}
+        optimizer = {'optimizer': self.optim.state_dict(),
+                     'schedule': None if self.schedule is None else self.schedule.state_dict()}
+        return {'model': _to_bytes(self.model.state_dict()), 'optimizer': _to_bytes(optimizer)}
 
     def load_state(self, state):
-        for name, part in self._parts().items():
-            part.load_state_dict(_from_bytes(state[name], self.device))
+        self.model.load_state_dict(_from_bytes(state['model'], self.device))
+        optimizer = _from_bytes(state['optimizer'], self.device)
+        self.optim.load_state_dict(optimizer['optimizer'])
+        if self.schedule is not None:
+            self.schedule.load_state_dict(optimizer['schedule'])
 
     def train_step(self, batch):
         X, y = self._to_device(batch[0]), batch[1].to(self.device)
@@ -293,3 +289,11 @@ class Trainer(BaseTrainer):
             Y_hat = self.model(X)
             return (self.model.loss(Y_hat, y, averaged=False),
                     self.model.accuracy(Y_hat, y, averaged=False))
+
+    def logits(self, X, batch_statistics=False):
+        """With `batch_statistics`, batch normalization uses the statistics of X
+        (as in training) on a copy of the model, whose running statistics move."""
+        model = copy.deepcopy(self.model) if batch_statistics else self.model
+        model.train(batch_statistics)
+        with torch.no_grad():
+            return model(self._to_device(X)).cpu().numpy()

@@ -1,12 +1,22 @@
 """The framework-free training loop: epochs, batches, progress, plots, results.
 
-Each framework module subclasses `BaseTrainer` and supplies
-`prepare(model, data)` (initialize, build the optimizer, compile steps),
-`train_step(batch)` returning the batch loss as a scalar, and
-`eval_step(batch)` returning (summed loss, number correct) for the batch,
-`gpus_available()` (how many GPUs the framework sees), `seed_initialization(seed)`
-(seed the weight initialization) and `recipe_optimizer(model, steps)` (the
-optimizer of a `Recipe`).
+Each framework module subclasses `BaseTrainer` and supplies the framework's
+part of the contract:
+
+* `build(model, data)`: initialize the model, make the optimizer (`optimizer`),
+  compile the steps;
+* `train_step(batch)`: one optimizer step, returning the batch loss;
+* `eval_step(batch)`: (summed loss, number correct) of a batch;
+* `seed_initialization(seed)`: seed the weight initialization;
+* `recipe_optimizer(model, steps)`: the optimizer of a `Recipe`, whose learning
+  rate is `Recipe.learning_rate` (the one formula, for every framework);
+* `learning_rate()`: the rate the next step uses;
+* `state()` / `load_state(state)`: the training state as
+  {'model': bytes, 'optimizer': bytes}, the checkpoint layout of every framework;
+* `logits(X, batch_statistics=False)`: the model's outputs as a numpy array.
+
+The constructor, the device choice (through the framework module's `cpu`,
+`gpu` and `num_gpus`), epochs, checkpoints and records are the same for all.
 
 Progress goes to the terminal outside Jupyter. Inside a notebook the live plot
 shows it; a notebook runner (`tools/run_notebook.py`, used by `make run`) may
@@ -27,7 +37,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import checks
-from .core import (FRAMEWORKS, Budget, HyperParameters, ProgressBoard, in_notebook,
+from .core import (Budget, HyperParameters, ProgressBoard, framework_module, in_notebook,
                    machine_info, source_commit)
 
 RESULTS_ENV = 'D2L_RESULTS_DIR'
@@ -50,18 +60,24 @@ class Recipe:
     weight_decay: float = 5e-5
     cosine: bool = True
 
-    def learning_rate(self, lr, step, steps):
-        """The learning rate at `step` (counted from 0) of a fit of `steps` steps."""
+    def __post_init__(self):
+        checks.fraction('Recipe', 'momentum', self.momentum, upper_open=True)
+        checks.non_negative_number('Recipe', 'weight_decay', self.weight_decay)
+        for name in ('nesterov', 'cosine'):
+            checks.boolean('Recipe', name, getattr(self, name))
+        if self.nesterov and not self.momentum:
+            raise ValueError('Recipe: nesterov needs a momentum above 0; '
+                             'pass nesterov=False or a momentum such as 0.9')
+
+    def learning_rate(self, lr, step, steps, xp=np):
+        """The learning rate at `step` (counted from 0) of a fit of `steps` steps.
+
+        The one formula of every framework: `xp` is the array module of `step`
+        (numpy for a number; `jax.numpy` or `tf.experimental.numpy` where the
+        step counter lives inside a compiled step)."""
         if not self.cosine:
             return lr
-        return lr * 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps))
-
-    def __post_init__(self):
-        if not 0 <= self.momentum < 1 or self.weight_decay < 0:
-            raise ValueError('Recipe: momentum must be in [0, 1) and weight_decay >= 0, '
-                             f'got {self.momentum!r} and {self.weight_decay!r}')
-        if self.nesterov and not self.momentum:
-            raise ValueError('Recipe: nesterov needs a momentum above 0')
+        return lr * 0.5 * (1 + xp.cos(np.pi * xp.minimum(step, steps) / steps))
 
 
 class BaseTrainer(HyperParameters):
@@ -74,40 +90,51 @@ class BaseTrainer(HyperParameters):
         """`fast=False` runs the steps eagerly (for comparison); `quiet=True`
         (for many short fits) shows no progress or live plot and writes no
         results record; `recipe` (a `Recipe`) replaces the model's optimizer;
-        `seed` seeds the weight initialization (else the framework's default)."""
+        `seed` seeds the weight initialization (else the framework's default).
+        `num_gpus` > 0 trains on a GPU when the framework finds one."""
         max_epochs = checks.positive_int('Trainer', 'max_epochs', max_epochs)
         num_gpus = checks.positive_int('Trainer', 'num_gpus', num_gpus, minimum=0)
+        for name, value in (('fast', fast), ('quiet', quiet)):
+            checks.boolean('Trainer', name, value)
         if recipe is not None and not isinstance(recipe, Recipe):
             raise ValueError(f'Trainer: recipe must be a d2lsupport Recipe or None, got {recipe!r}')
         if seed is not None:
             seed = checks.positive_int('Trainer', 'seed', seed, minimum=0)
         self.save_hyperparameters()
-        if num_gpus and not self.gpus_available():
-            print(f'Trainer: asked for {num_gpus} GPU(s) but none is available; '
-                  'training on the CPU.')
+        self.device = self.select_device(num_gpus)
         self.budget = Budget()
         self.board = ProgressBoard(xlabel='epoch')
 
-    def gpus_available(self):
-        """How many GPUs the framework can use (none here; subclasses ask it)."""
-        return 0
+    def framework_module(self):
+        """The d2lsupport module of this Trainer's framework (its devices)."""
+        return framework_module(self.framework)
 
-    def prepare(self, model, data):
+    def select_device(self, num_gpus):
+        """The first GPU when `num_gpus` asks for one and the framework finds
+        one, else the CPU (saying so when a GPU was asked for)."""
+        fw = self.framework_module()
+        if num_gpus and fw.num_gpus():
+            return fw.gpu()
+        if num_gpus:
+            print(f'Trainer: asked for {num_gpus} GPU(s) but none is available; '
+                  'training on the CPU.')
+        return fw.cpu()
+
+    def device_name(self):
+        return str(self.device)
+
+    # -- the framework's part (see the module docstring)
+
+    def build(self, model, data):
         raise NotImplementedError
 
     def seed_initialization(self, seed):
-        """Seed the framework's weight initialization."""
         raise NotImplementedError
 
-    def optimizer(self, model):
-        """The model's own optimizer, or the recipe's over all steps of this fit."""
-        if self.recipe is None:
-            return model.configure_optimizers()
-        steps = self.epochs * self.budget.batches(self.data.num_batches(True), True)
-        return self.recipe_optimizer(model, steps)
-
     def recipe_optimizer(self, model, steps):
-        """The optimizer of `self.recipe` for a fit of `steps` steps."""
+        raise NotImplementedError
+
+    def learning_rate(self):
         raise NotImplementedError
 
     def train_step(self, batch):
@@ -116,8 +143,45 @@ class BaseTrainer(HyperParameters):
     def eval_step(self, batch):
         raise NotImplementedError
 
-    def device_name(self):
-        return 'CPU'
+    def state(self):
+        raise NotImplementedError
+
+    def load_state(self, state):
+        raise NotImplementedError
+
+    def logits(self, X, batch_statistics=False):
+        raise NotImplementedError
+
+    # -- the loop
+
+    def optimizer(self, model):
+        """The model's own optimizer, or the recipe's over all steps of this fit."""
+        if self.recipe is None:
+            return model.configure_optimizers()
+        return self.recipe_optimizer(model, self.num_steps())
+
+    def num_steps(self):
+        """Optimizer steps in all planned epochs (as the budget allows)."""
+        return self.epochs * self.budget.batches(self.data.num_batches(True), True)
+
+    def prepare(self, model, data):
+        """Get ready to train `model` on `data` from the first epoch: `fit` starts
+        with it; after it, `train_step`, `eval_step` and `fit_epoch` run steps and
+        epochs one at a time (as the benchmarks do)."""
+        self.model, self.data = model, data
+        self.epochs = self.budget.epochs(self.max_epochs)
+        self.epoch, self.history, self.num_examples_seen = 0, [], 0
+        self.progress = None
+        if self.seed is not None:
+            self.seed_initialization(self.seed)
+        self.build(model, data)
+
+    def fit_epoch(self):
+        """Train one epoch and validate; returns (train loss, val loss, val acc)."""
+        train_loss = self._train_epoch()
+        val_loss, val_acc = self._validate()
+        self.epoch += 1
+        return train_loss, val_loss, val_acc
 
     def fit(self, model, data):
         """Train `model` on `data` for `max_epochs` epochs and report.
@@ -129,35 +193,22 @@ class BaseTrainer(HyperParameters):
         """
         if self.budget.small:
             print(self.budget.banner())
-        self.model, self.data = model, data
-        self.epochs = self.budget.epochs(self.max_epochs)
-        if self.seed is not None:
-            self.seed_initialization(self.seed)
         self.prepare(model, data)
-        self.history, self.num_examples_seen, self.segments = [], 0, []
+        self.segments = []
         self.commit = None if self.quiet else source_commit()   # the code as training starts
         self.wall_time = self._resume()
         self.segments.append({'first_epoch': len(self.history) + 1, 'commit': self.commit})
         start = time.perf_counter() - self.wall_time
         with _progress_stream(self.quiet) as self.progress:
-            for self.epoch in range(len(self.history), self.epochs):
-                if not self._run_epoch(start):
-                    break
+            while self.epoch < self.epochs and self._run_epoch(start):
+                pass
         if len(self.history) == self.epochs and self._path('ckpt.npz'):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(self._path('ckpt.npz'))
         if not self.quiet:
             print(self.summary())
 
-    # -- checkpoints: each framework turns its training state into named bytes
-
-    def state(self):
-        """The training state (weights, optimizer) as {name: bytes}."""
-        raise NotImplementedError
-
-    def load_state(self, state):
-        """Restore what `state()` returned."""
-        raise NotImplementedError
+    # -- checkpoints and records
 
     def _path(self, suffix):
         """Where this run's record ('json') or checkpoint ('ckpt.npz') goes, or
@@ -205,7 +256,7 @@ class BaseTrainer(HyperParameters):
             self.load_state({k[len('state/'):]: saved[k].tobytes() for k in saved.files
                              if k.startswith('state/')})
         self.history, self.segments = meta['history'], meta['segments']
-        self.num_examples_seen = meta['num_examples_seen']
+        self.epoch, self.num_examples_seen = len(self.history), meta['num_examples_seen']
         if meta['data_rng'] is not None:
             self.data.rng.bit_generator.state = meta['data_rng']
         last = self.history[-1]
@@ -221,10 +272,9 @@ class BaseTrainer(HyperParameters):
     def _run_epoch(self, start):
         """One epoch of training and validation, recorded; False when the time
         limit says to stop."""
-        train_loss = self._train_epoch()
-        val_loss, val_acc = self._validate()
+        train_loss, val_loss, val_acc = self.fit_epoch()
         self.wall_time = time.perf_counter() - start
-        self.history.append({'epoch': self.epoch + 1, 'train_loss': train_loss,
+        self.history.append({'epoch': self.epoch, 'train_loss': train_loss,
                              'val_loss': val_loss, 'val_acc': val_acc,
                              'time_s': round(self.wall_time, 2),
                              'rss_mb': rss_mb(), 'peak_rss_mb': peak_rss_mb()})
@@ -233,8 +283,8 @@ class BaseTrainer(HyperParameters):
         self._save_results()
         if len(self.history) < self.epochs:
             self._save_checkpoint()
-        if self.budget.out_of_time(self.wall_time) and self.epoch + 1 < self.epochs:
-            print(f'Stopped after {self.epoch + 1} of {self.epochs} epochs: the time '
+        if self.budget.out_of_time(self.wall_time) and self.epoch < self.epochs:
+            print(f'Stopped after {self.epoch} of {self.epochs} epochs: the time '
                   f'limit of {self.budget.minutes:g} min ({Budget.TIME_ENV}) is reached.')
             return False
         return True
@@ -364,41 +414,3 @@ def peak_rss_mb():
     """Peak resident memory of this process so far, in MiB."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(peak / (2 ** 20 if sys.platform == 'darwin' else 2 ** 10), 1)
-
-
-RESULTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'results')
-
-
-def last_epochs_val_acc(record, n=4):
-    """(lowest, highest) validation accuracy over the last `n` epochs of a record:
-    how much the final accuracy moves from epoch to epoch."""
-    accs = [h['val_acc'] for h in record['history'][-n:]]
-    return min(accs), max(accs)
-
-
-def show_results(model='RegNetX32', folder=RESULTS_DIR):
-    """Print the recorded runs of `model`, one line per framework: final training
-    loss and validation accuracy, the range of validation accuracy over the last
-    four epochs, wall time, examples/s and peak resident memory."""
-    rows = []
-    for fw in FRAMEWORKS:
-        path = os.path.join(folder, f'{model.lower()}.{fw}.json')
-        if os.path.exists(path):
-            with open(path) as f:
-                rows.append(json.load(f))
-    if not rows:
-        print(f'no recorded runs of {model} in {folder}; `make run` records one')
-        return
-    print(f'{"framework":<11}{"epochs":>7}{"train loss":>11}{"val acc":>8}'
-          f'{"last 4 epochs":>15}{"minutes":>8}{"examples/s":>11}{"peak MiB":>9}')
-    for r in rows:
-        done = f'{r["epochs_done"]}/{r["epochs_planned"]}'
-        low, high = last_epochs_val_acc(r)
-        spread = f'{low:.3f}-{high:.3f}' if len(r['history']) >= 4 else 'n/a'
-        peak = f'{r["peak_rss_mb"]:.0f}' if r.get('peak_rss_mb') else 'n/a'
-        note = '' if r['complete'] else '  (incomplete run)'
-        print(f'{r["framework"]:<11}{done:>7}{r["train_loss"]:>11.3f}{r["val_acc"]:>8.3f}'
-              f'{spread:>15}{r["wall_time_s"] / 60:>8.1f}{r["examples_per_sec"]:>11.0f}'
-              f'{peak:>9}{note}')
-    machines = sorted({f'{r["machine"]["cores"]} cores, {r["machine"]["cpu"]}' for r in rows})
-    print('machine: ' + '; '.join(machines))

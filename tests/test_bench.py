@@ -9,9 +9,13 @@ import sys
 import pytest
 
 from conftest import ROOT
+from tools import bench, bench_book
 
-sys.path.insert(0, str(ROOT / 'tools'))
-import bench  # noqa: E402
+
+def run_bench(*args, check=False):
+    """`python -m tools.bench ARGS` from the repository root, as `make bench` runs it."""
+    return subprocess.run([sys.executable, '-m', 'tools.bench', *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, check=check)
 
 
 def test_mixed_rate_weights_the_two_phases_by_their_images(monkeypatch):
@@ -24,10 +28,17 @@ def test_mixed_rate_weights_the_two_phases_by_their_images(monkeypatch):
     assert bench.mixed_rate(200.0, 200.0) == 200.0
 
 
-def test_median_time_skips_the_warmup():
+def test_median_time_is_the_median_of_the_timed_calls_after_the_warmup():
+    # A clock read before and after each timed call: they take 10, 3 and 1 s on it.
+    # Their median, 3, is none of the first, the last, the mean or the extremes;
+    # were the warm-up calls timed too, the readings would pair up differently
+    # and run out.
+    readings = iter([0.0, 10.0, 10.0, 13.0, 20.0, 21.0])
     calls = []
-    bench.median_time(lambda: calls.append(1), reps=3, warmup=2)
-    assert len(calls) == 5
+    median = bench.median_time(lambda: calls.append(1), reps=3, warmup=2,
+                               clock=lambda: next(readings))
+    assert median == 3.0 and len(calls) == 5
+    assert next(readings, None) is None     # every reading used: two per timed call
 
 
 def fake_framework(trainer):
@@ -46,9 +57,7 @@ def test_report_merges_and_prints_the_ratios(tmp_path):
         paths.append(tmp_path / f'{name}.json')
         paths[-1].write_text(json.dumps(record))
     out = tmp_path / 'bench.json'
-    result = subprocess.run([sys.executable, str(ROOT / 'tools' / 'bench.py'), 'report',
-                             *map(str, paths), '--out', str(out)],
-                            capture_output=True, text=True, check=True)
+    result = run_bench('report', *paths, '--out', out, check=True)
     merged = json.loads(out.read_text())
     assert set(merged) == {'pytorch', 'jax', 'machine'}
     assert merged['jax']['book'] == book and merged['jax']['trainer'] == 30.0
@@ -62,32 +71,29 @@ def test_report_merges_and_prints_the_ratios(tmp_path):
 
 
 def test_median_ratio_pairs_each_run_with_its_neighbour():
-    import bench_book
     assert bench_book.median_ratio([1.0, 2.0, 4.0], [3.0, 2.0, 2.0]) == 1.0   # 3, 1, 0.5
     assert bench_book.median_ratio([1.0, 1.0], [2.0, 4.0]) == 3.0
 
 
 def test_report_names_a_missing_file(tmp_path):
-    result = subprocess.run([sys.executable, str(ROOT / 'tools' / 'bench.py'), 'report',
-                             str(tmp_path / 'nope.json'), '--out', str(tmp_path / 'b.json')],
-                            capture_output=True, text=True)
+    result = run_bench('report', tmp_path / 'nope.json', '--out', tmp_path / 'b.json')
     assert result.returncode == 2 and 'run `make bench` first' in result.stderr
 
 
 @pytest.fixture(scope='module')
 def checked(framework, mirror, tmp_path_factory):
     """Every measurement of tools/bench.py at tiny sizes, in one process of this
-    framework (`bench.py check`): what `make bench`, `make drift`, `make bn-check`
-    and `make memory` run, each part checked by a test below."""
+    framework (`python -m tools.bench check`): what `make bench`, `make drift`,
+    `make bn-check` and `make memory` run, each part checked by a test below."""
     out = tmp_path_factory.mktemp('bench') / 'check.json'
-    subprocess.run([sys.executable, str(ROOT / 'tools' / 'bench.py'), 'check', '--framework',
-                    framework, '--out', str(out)], check=True, capture_output=True)
+    run_bench('check', '--framework', framework, '--out', out, check=True)
     return json.loads(out.read_text())[framework]
 
 
 def test_quick_benchmark_runs_in_this_framework(framework, checked):
     result = checked['measure']
-    for key in ('bare_eager', 'bare_fast', 'bare_fast_eval', 'data', 'trainer', 'peak_rss_mb'):
+    for key in ('bare_eager', 'bare_fast', 'bare_fast_eval', 'data', 'resize', 'trainer',
+                'peak_rss_mb'):
         assert result[key] > 0, key
     expected = {'pytorch': {'torch.compile', 'bfloat16 autocast'}, 'tensorflow': {'XLA'}}
     assert set(result['variants']) == expected.get(framework, set())
@@ -143,9 +149,7 @@ def test_quick_profile_runs_where_the_profiler_times_each_operation(framework, c
 
 
 def test_profile_of_a_framework_without_an_operation_profiler_is_a_one_line_error(tmp_path):
-    result = subprocess.run([sys.executable, str(ROOT / 'tools' / 'bench.py'), 'profile',
-                             '--framework', 'mxnet', '--out', str(tmp_path / 'p.json')],
-                            capture_output=True, text=True)
+    result = run_bench('profile', '--framework', 'mxnet', '--out', tmp_path / 'p.json')
     assert result.returncode == 2 and 'profile: only jax and pytorch' in result.stderr
     assert not (tmp_path / 'p.json').exists()
 

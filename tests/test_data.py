@@ -284,14 +284,32 @@ def test_resize_constant_and_identity():
     assert data.resize_images(images, (28, 28)) is images
 
 
-@needs_mirror
-def test_resize_training_split(root):
-    images, _ = data.load_split(True, root)
-    start = time.perf_counter()
-    out = data.resize_images(images, (96, 96))
-    print(f'resized 60,000 images to 96x96 in {time.perf_counter() - start:.2f} s')
-    assert out.shape == (60000, 96, 96) and out.dtype == np.uint8
-    assert abs(out.mean() - images.mean()) < 0.1
+def exact_bilinear(images, size):
+    """Bilinear resize computed pixel by pixel in float64, unrounded: each output
+    pixel mixes its four nearest source pixels (half-pixel centres, clamped at
+    the edges)."""
+    def sources(n_in, n_out):
+        src = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+        low = np.floor(src).astype(np.int64)
+        return low, np.minimum(low + 1, n_in - 1), src - low
+    y0, y1, fy = sources(images.shape[1], size[0])
+    x0, x1, fx = sources(images.shape[2], size[1])
+    fy, fx = fy[:, None], fx[None, :]
+    pixels = images.astype(np.float64)
+    top = pixels[:, y0][:, :, x0] * (1 - fx) + pixels[:, y0][:, :, x1] * fx
+    bottom = pixels[:, y1][:, :, x0] * (1 - fx) + pixels[:, y1][:, :, x1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def test_resize_rounds_the_exact_bilinear_values():
+    # Random images use every grey level; 250 images in chunks of 100 leave a short
+    # last chunk. Each output pixel is the exact value rounded to the nearest integer;
+    # at a tie (x.5) float32 arithmetic may round either way.
+    images = np.random.default_rng(0).integers(0, 256, (250, 28, 28), dtype=np.uint8)
+    for size in [(96, 96), (20, 40), (13, 28)]:
+        out = data.resize_images(images, size, chunk=100)
+        assert out.shape == (250, *size) and out.dtype == np.uint8
+        assert np.abs(out - exact_bilinear(images, size)).max() <= 0.5 + 1e-3, size
 
 
 @needs_mirror

@@ -1,4 +1,5 @@
 """The chapter's networks and the support library, in this environment's framework."""
+import dataclasses
 import importlib
 import math
 import subprocess
@@ -8,45 +9,38 @@ import numpy as np
 import pytest
 
 from d2lsupport import design
+from d2lsupport import core
 from d2lsupport.core import MODULES
 
-CHANNELS_FIRST = {'mxnet', 'pytorch'}
 REGNETX32_PARAMS = 179_290   # as the chapter's recorded layer summary prints it
 REGNETY32_PARAMS = 199_366
 REGNETX32_ROWS = [(32, 48, 384), (32, 24, 28_896), (80, 12, 149_200)]
 
 
-def image_shape(framework, batch, size, channels=1):
-    if framework in CHANNELS_FIRST:
-        return (batch, channels, size, size)
-    return (batch, size, size, channels)
-
-
-def make_model(cls, framework, *args, **kwargs):
-    """An instance of one of the chapter's classes (Flax's with its running statistics)."""
-    if framework == 'jax':
-        return cls(*args, training=False, **kwargs)
-    return cls(*args, **kwargs)
+def image_shape(d2l, batch, size, channels=1):
+    return core.image_shape(d2l.LAYOUT, batch, size, channels)
 
 
 def test_regnetx32_has_the_same_parameters_in_every_framework(d2l, framework):
-    model = make_model(d2l.RegNetX32, framework)
-    assert d2l.param_count(model, image_shape(framework, 1, 96)) == REGNETX32_PARAMS
+    model = d2l.RegNetX32()
+    assert d2l.param_count(model, image_shape(d2l, 1, 96)) == REGNETX32_PARAMS
 
 
-def test_regnetx32_is_the_design_space_configuration(d2l, framework):
-    model = make_model(d2l.RegNetX32, framework)
-    arguments = design.anynet_arguments(design.REGNETX32)
-    assert (tuple(model.arch), model.stem_width) == \
-        (arguments['arch'], arguments['stem_width'])
+@pytest.mark.parametrize('name', ['RegNetX32', 'RegNetY32'])
+def test_the_chapters_regnets_are_the_rules_configurations(d2l, framework, name):
+    model = getattr(d2l, name)()
+    arguments = design.anynet_arguments(getattr(design, name.upper()))
+    found = {key: getattr(model, key) for key in arguments}
+    found['arch'] = tuple(tuple(stage) for stage in found['arch'])
+    assert found == arguments
 
 
 def test_layer_summary_halves_resolution_and_widens_channels(d2l, framework, capsys):
-    make_model(d2l.RegNetX32, framework).layer_summary(image_shape(framework, 1, 96))
+    d2l.RegNetX32().layer_summary(image_shape(d2l, 1, 96))
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 5
     for line, (channels, size, params) in zip(lines, REGNETX32_ROWS):
-        assert str(image_shape(framework, 1, size, channels)) in line
+        assert str(image_shape(d2l, 1, size, channels)) in line
         assert line.rstrip().endswith(f'{params:,}')
     assert '(1, 10)' in lines[3] and lines[3].rstrip().endswith('810')
     assert lines[4] == f'total parameters: {REGNETX32_PARAMS:,}'
@@ -57,34 +51,34 @@ def test_layer_summary_halves_resolution_and_widens_channels(d2l, framework, cap
 def test_anynet_matches_the_complexity_formula(d2l, framework, space, se_ratio):
     rng = np.random.default_rng(11)
     for _ in range(2):
-        config = design.sample_config(space, rng)
-        expected = design.complexity(config, se_ratio=se_ratio)['params']
-        model = d2l.anynet(config, se_ratio=se_ratio)
-        assert d2l.param_count(model, image_shape(framework, 2, 28)) == expected, config
+        config = dataclasses.replace(design.sample_config(space, rng), se_ratio=se_ratio)
+        expected = design.complexity(config)['params']
+        model = d2l.anynet(config)
+        assert d2l.param_count(model, image_shape(d2l, 2, 28)) == expected, config
 
 
 def test_regnety_squeezes_a_quarter_of_each_block_input(d2l, framework):
     # RegNetX32 with SE: the first block of each stage squeezes its input
     # width (32, then 32) and the others their own width (32, then 80).
-    config = design.REGNETX32
     se_params = 4 * (32 * 8 + 8 + 8 * 32 + 32) + (80 * 8 + 8 + 8 * 80 + 80) \
         + 5 * (80 * 20 + 20 + 20 * 80 + 80)
-    assert design.complexity(config, image_size=96, se_ratio=0.25)['params'] \
+    assert design.complexity(design.REGNETY32, image_size=96)['params'] \
         == REGNETX32_PARAMS + se_params == REGNETY32_PARAMS
-    model = make_model(d2l.RegNetY32, framework)
-    assert d2l.param_count(model, image_shape(framework, 1, 96)) == REGNETY32_PARAMS
+    assert design.REGNETY32 == dataclasses.replace(design.REGNETX32, se_ratio=0.25)
+    model = d2l.RegNetY32()
+    assert d2l.param_count(model, image_shape(d2l, 1, 96)) == REGNETY32_PARAMS
 
 
 def test_too_small_se_ratio_is_an_error(d2l, framework):
-    model = d2l.anynet(design.AnyNetConfig(8, [(1, 8, 8, 1)]), se_ratio=0.01)
+    model = d2l.anynet(design.AnyNetConfig(8, [(1, 8, 8, 1)], se_ratio=0.01))
     with pytest.raises(ValueError, match='no squeeze channel'):
-        d2l.param_count(model, image_shape(framework, 1, 28))
+        d2l.param_count(model, image_shape(d2l, 1, 28))
 
 
 def test_fashion_mnist_batches_have_the_framework_layout(d2l, framework, mirror):
     data = d2l.FashionMNIST(batch_size=32, resize=(32, 32))
     X, y = next(data.train_dataloader())
-    assert tuple(X.shape) == image_shape(framework, 32, 32)
+    assert tuple(X.shape) == image_shape(d2l, 32, 32)
     assert tuple(y.shape) == (32,)
     values = X.asnumpy() if hasattr(X, 'asnumpy') else np.asarray(X)
     assert values.dtype == np.float32 and 0 <= values.min() and values.max() <= 1
@@ -173,28 +167,24 @@ def test_every_part_of_the_recipe_changes_training(d2l, framework, mirror, monke
                for b in losses[i + 1:]), losses
 
 
-def next_learning_rate(trainer, framework):
-    """The learning rate that the Trainer's next step would use."""
-    if framework == 'pytorch':
-        return trainer.optim.param_groups[0]['lr']
-    if framework == 'mxnet':
-        optimizer = trainer.optim.optimizer
-        return optimizer.lr_scheduler(optimizer.num_update + 1)
-    if framework == 'tensorflow':
-        return float(trainer.optim.learning_rate)
-    import optax
-    count = optax.tree_utils.tree_get(trainer.opt_state, 'count')
-    return float(optax.cosine_decay_schedule(trainer.model.lr, 5)(count))
-
-
-def test_the_cosine_recipe_decays_to_zero_over_the_whole_fit(d2l, framework, mirror,
-                                                           monkeypatch):
+@pytest.mark.parametrize('recipe', [dict(), dict(cosine=False, nesterov=False)],
+                         ids=['cosine', 'constant'])
+def test_every_step_uses_the_recipes_learning_rate(d2l, framework, mirror, monkeypatch, recipe):
     monkeypatch.delenv('D2L_SMALL_BUDGET', raising=False)
-    trainer = tiny_fit(d2l, framework, 1, d2l.Recipe())    # 5 steps of 64 images
-    assert next_learning_rate(trainer, framework) == pytest.approx(0, abs=1e-9)
-    recipe = d2l.Recipe()
-    assert [recipe.learning_rate(0.05, k, 4) for k in (0, 2, 4, 9)] == pytest.approx(
-        [0.05, 0.025, 0, 0])
+    recipe = d2l.Recipe(**recipe)
+    data = d2l.FashionMNIST(batch_size=64, resize=(28, 28), num_train=320, num_val=64)
+    trainer = d2l.Trainer(max_epochs=2, recipe=recipe, quiet=True)
+    trainer.prepare(d2l.AnyNet(((1, 16, 8, 1),), 8, lr=0.05), data)
+    rates = []
+    for _ in range(trainer.epochs):
+        for batch in data.train_dataloader():
+            rates.append(trainer.learning_rate())
+            trainer.train_step(batch)
+    rates.append(trainer.learning_rate())
+    steps = trainer.num_steps()
+    expected = [recipe.learning_rate(0.05, k, steps) for k in range(steps + 1)]
+    assert steps == 10 and rates == pytest.approx(expected, abs=1e-7)
+    assert rates[-1] == pytest.approx(0 if recipe.cosine else 0.05, abs=1e-9)
 
 
 def test_a_recipe_with_nesterov_needs_momentum(d2l, framework):
@@ -236,41 +226,14 @@ def test_training_steps_reduce_the_loss(d2l, framework, mirror, monkeypatch, fas
 
 def test_parameters_change_only_by_training(d2l, framework):
     """A forward pass must not reset or move the weights (e.g. a stray init hook)."""
-    model = make_model(d2l.AnyNet, framework, ((1, 16, 8, 1),), 8)
-    if framework == 'jax':
-        pytest.skip('Flax parameters live outside the model')
-    shape = image_shape(framework, 2, 28)
+    model = d2l.AnyNet(((1, 16, 8, 1),), 8)
+    shape = image_shape(d2l, 2, 28)
     d2l.param_count(model, shape)
-    before = [np.array(w, copy=True) for w in _weights(model, framework)]
+    before = d2l.weights(model)
+    if not before:
+        pytest.skip(f'{framework} models hold no weights (the Trainer does)')
     d2l.param_count(model, shape)
-    after = _weights(model, framework)
-    assert all(np.array_equal(a, np.asarray(b)) for a, b in zip(before, after))
-
-
-def _weights(model, framework):
-    if framework == 'pytorch':
-        return [p.detach().numpy() for p in model.parameters()]
-    if framework == 'mxnet':
-        return [p.data().asnumpy() for p in model.collect_params().values()]
-    return [w.numpy() for w in model.trainable_weights]
-
-
-def block_output_shape(framework, block, X_shape):
-    """Output shape of a ResNeXt block applied to zeros of shape X_shape."""
-    if framework == 'jax':
-        import jax
-        import jax.numpy as jnp
-        out, _ = block.init_with_output(jax.random.PRNGKey(0), jnp.zeros(X_shape))
-        return tuple(out.shape)
-    if framework == 'pytorch':
-        import torch
-        return tuple(block(torch.zeros(X_shape)).shape)
-    if framework == 'mxnet':
-        from mxnet import np as mxnp
-        block.initialize()
-        return tuple(block(mxnp.zeros(X_shape)).shape)
-    import tensorflow as tf
-    return tuple(block(tf.zeros(X_shape)).shape)
+    assert all(np.array_equal(a, b) for a, b in zip(before, d2l.weights(model)))
 
 
 @pytest.mark.parametrize('c_in, num_channels, group_width, bot_mul, use_1x1conv, strides', [
@@ -279,8 +242,8 @@ def block_output_shape(framework, block, X_shape):
 def test_resnext_block_shapes(d2l, framework, c_in, num_channels, group_width, bot_mul,
                               use_1x1conv, strides):
     block = d2l.ResNeXtBlock(num_channels, group_width, bot_mul, use_1x1conv, strides)
-    out = block_output_shape(framework, block, image_shape(framework, 2, 12, c_in))
-    assert out == image_shape(framework, 2, 12 // strides, num_channels)
+    out, _ = d2l.try_layer(block, image_shape(d2l, 2, 12, c_in))
+    assert out == image_shape(d2l, 2, 12 // strides, num_channels)
 
 
 @pytest.mark.parametrize('num_channels, group_width, bot_mul', [(32, 12, 1), (16, 8, 0.25)])
@@ -288,38 +251,14 @@ def test_resnext_block_rejects_widths_that_do_not_split_into_groups(
         d2l, framework, num_channels, group_width, bot_mul):
     with pytest.raises(ValueError, match='do not split into groups'):
         block = d2l.ResNeXtBlock(num_channels, group_width, bot_mul, True, 2)
-        block_output_shape(framework, block, image_shape(framework, 2, 8, 8))
-
-
-def squeeze_excitation_of(framework, se, Y_shape, X_shape):
-    """(output shape, parameter count) of a squeeze-and-excitation unit called on
-    zeros shaped like a block's features Y and its input X."""
-    if framework == 'jax':
-        import jax
-        import jax.numpy as jnp
-        out, variables = se.init_with_output(jax.random.PRNGKey(0), jnp.zeros(Y_shape),
-                                             jnp.zeros(X_shape))
-        return tuple(out.shape), sum(v.size for v in jax.tree_util.tree_leaves(variables))
-    if framework == 'pytorch':
-        import torch
-        out = se(torch.zeros(Y_shape), torch.zeros(X_shape))
-        return tuple(out.shape), sum(p.numel() for p in se.parameters())
-    if framework == 'mxnet':
-        from mxnet import np as mxnp
-        se.initialize()
-        out = se(mxnp.zeros(Y_shape), mxnp.zeros(X_shape))
-        return tuple(out.shape), sum(p.data().size for p in se.collect_params().values())
-    import tensorflow as tf
-    out = se(tf.zeros(Y_shape), tf.zeros(X_shape))
-    return tuple(out.shape), sum(int(np.prod(w.shape)) for w in se.trainable_weights)
+        d2l.try_layer(block, image_shape(d2l, 2, 8, 8))
 
 
 def test_squeeze_excitation_squeezes_a_share_of_the_block_input(d2l, framework):
     # Y has 16 channels and the block input X 32: the unit squeezes to 0.25 * 32 = 8
     # channels, with 16 * 8 + 8 weights and biases in and 8 * 16 + 16 out.
-    Y_shape, X_shape = image_shape(framework, 2, 6, 16), image_shape(framework, 2, 12, 32)
-    shape, params = squeeze_excitation_of(framework, d2l.SqueezeExcitation(0.25),
-                                          Y_shape, X_shape)
+    Y_shape, X_shape = image_shape(d2l, 2, 6, 16), image_shape(d2l, 2, 12, 32)
+    shape, params = d2l.try_layer(d2l.SqueezeExcitation(0.25), Y_shape, X_shape)
     assert (shape, params) == (Y_shape, 16 * 8 + 8 + 8 * 16 + 16)
 
 
@@ -354,7 +293,7 @@ def test_bad_arguments_fail_at_once_with_a_one_line_error(d2l, framework, name, 
 
 
 def test_a_bad_input_shape_names_the_expected_layout(d2l, framework):
-    model = make_model(d2l.RegNetX32, framework)
+    model = d2l.RegNetX32()
     for call in (lambda: d2l.param_count(model, (96, 96)),
                  lambda: model.layer_summary((96, 96))):
         with pytest.raises(ValueError, match=r'X_shape must be four positive integers'):
@@ -363,8 +302,7 @@ def test_a_bad_input_shape_names_the_expected_layout(d2l, framework):
 
 def test_flax_style_strides_are_accepted(d2l, framework):
     block = d2l.ResNeXtBlock(16, 8, 1, use_1x1conv=True, strides=(2, 2))
-    assert block_output_shape(framework, block, image_shape(framework, 1, 8, 8)) == \
-        image_shape(framework, 1, 4, 16)
+    assert d2l.try_layer(block, image_shape(d2l, 1, 8, 8))[0] == image_shape(d2l, 1, 4, 16)
 
 
 def test_the_generated_module_can_be_imported_first(framework):
@@ -381,3 +319,20 @@ def test_the_framework_module_gives_the_chapters_classes(d2l, framework):
         (generated.AnyNet, generated.RegNetX32, generated.RegNetY32)
     with pytest.raises(AttributeError, match='has no attribute'):
         d2l.RegNetZ32
+
+
+def test_every_framework_module_exports_exactly_the_shared_names_and_its_extras(d2l, framework):
+    assert sorted(d2l.__all__) == sorted(core.public_names(framework))
+    for name in d2l.__all__:
+        assert getattr(d2l, name) is not None, name
+    own = {name for name, value in vars(d2l).items()
+           if not name.startswith('_') and getattr(value, '__module__', None) == d2l.__name__}
+    assert own <= set(d2l.__all__), own - set(d2l.__all__)
+
+
+def test_a_checkpoint_holds_the_model_and_the_optimizer(d2l, framework, mirror, monkeypatch):
+    monkeypatch.delenv('D2L_SMALL_BUDGET', raising=False)
+    trainer = tiny_fit(d2l, framework, 1, d2l.Recipe())
+    state = trainer.state()
+    assert sorted(state) == ['model', 'optimizer']
+    assert all(isinstance(part, bytes) and part for part in state.values())

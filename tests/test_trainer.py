@@ -23,11 +23,29 @@ class CountingData:
     train_dataloader = val_dataloader = _batches
 
 
+class Devices:
+    """A framework module's devices, as the Trainer asks for them."""
+    gpus = 0
+
+    def cpu(self):
+        return 'cpu'
+
+    def gpu(self, i=0):
+        return f'gpu:{i}'
+
+    def num_gpus(self):
+        return self.gpus
+
+
 class Halving(trainer_lib.BaseTrainer):
     """A 'model' whose loss halves every step and which gets 3 of 4 right."""
     framework = 'numpy'
+    devices = Devices()
 
-    def prepare(self, model, data):
+    def framework_module(self):
+        return self.devices
+
+    def build(self, model, data):
         self.loss = 2.0
 
     def train_step(self, batch):
@@ -151,12 +169,12 @@ def test_outside_a_notebook_progress_goes_to_stderr(monkeypatch, capsys):
 
 def test_trainer_mentions_the_cpu_only_when_no_gpu_is_found(monkeypatch, capsys):
     class WithGPU(Halving):
-        def gpus_available(self):
-            return 1
-    WithGPU(max_epochs=1, num_gpus=1)
-    Halving(max_epochs=1, num_gpus=0)
+        devices = Devices()
+        devices.gpus = 1
+    assert WithGPU(max_epochs=1, num_gpus=1).device == 'gpu:0'
+    assert Halving(max_epochs=1, num_gpus=0).device == 'cpu'
     assert capsys.readouterr().out == ''
-    Halving(max_epochs=1, num_gpus=2)
+    assert Halving(max_epochs=1, num_gpus=2).device == 'cpu'
     assert 'asked for 2 GPU(s) but none is available' in capsys.readouterr().out
 
 
@@ -240,8 +258,8 @@ def test_arrays_survive_the_trip_through_bytes():
 class Planned(Halving):
     """Builds its optimizer as the framework Trainers do."""
 
-    def prepare(self, model, data):
-        super().prepare(model, data)
+    def build(self, model, data):
+        super().build(model, data)
         self.optim = self.optimizer(model)
 
     def recipe_optimizer(self, model, steps):

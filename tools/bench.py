@@ -1,8 +1,8 @@
 """Benchmarks for the chapter's training of RegNetX32 (96 x 96, batch 128).
 
-    python tools/bench.py measure --framework pytorch --out results/bench.pytorch.json
-    python tools/bench.py book --out results/bench.book.json       # PyTorch env
-    python tools/bench.py report results/bench.*.json --out results/bench.json
+    python -m tools.bench measure --framework pytorch --out results/bench.pytorch.json
+    python -m tools.bench book --out results/bench.book.json       # PyTorch env
+    python -m tools.bench report results/bench.*.json --out results/bench.json
 
 `measure` runs in one framework's environment and times, in images per
 second (medians over repetitions, warm-up excluded):
@@ -12,6 +12,8 @@ second (medians over repetitions, warm-up excluded):
   (channels-last, tf.function, jit, hybridize); a few framework-specific
   variants go under `variants` (torch.compile, bfloat16, XLA);
 * data: the data module alone, delivering framework tensors;
+* resize: the data module's resize of the 60,000 training images to
+  96 x 96, done once per size and then cached on disk;
 * trainer: `Trainer.fit` end to end, with a live plot rendered at every
   redraw as in a notebook, on a 6:1 subset of training and validation
   images (the ratio of a real epoch); the time of its second epoch is
@@ -43,15 +45,11 @@ import json
 import os
 import re
 import statistics
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from d2lsupport.core import FRAMEWORKS, framework_module, machine_info  # noqa: E402
-from d2lsupport.trainer import RESULTS_ENV, peak_rss_mb, rss_mb  # noqa: E402
+from d2lsupport.core import FRAMEWORKS, framework_module, image_shape, machine_info
+from d2lsupport.trainer import RESULTS_ENV, peak_rss_mb, rss_mb
 
 BATCH, SIZE, LR = 128, 96, 0.05
 TRAIN_BATCHES, VAL_BATCHES = 24, 4   # per epoch of the end-to-end runs (6:1 images)
@@ -65,15 +63,16 @@ def rate(seconds, images=BATCH):
     return round(images / seconds, 1)
 
 
-def median_time(fn, reps, warmup):
-    """Median seconds of `fn()` over `reps` calls after `warmup` calls."""
+def median_time(fn, reps, warmup, clock=time.perf_counter):
+    """Median seconds of `fn()` over `reps` calls after `warmup` untimed calls,
+    read from `clock` (a parameter so that the tests can give a fake one)."""
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(reps):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return statistics.median(times)
 
 
@@ -81,11 +80,9 @@ def prepared_trainer(d2l, fast, data, tweak=None):
     """A Trainer ready to step on RegNetX32 (lr 0.05); `tweak(trainer)` runs
     before `prepare`."""
     trainer = d2l.Trainer(max_epochs=1, fast=fast)
-    model = d2l.RegNetX32(lr=LR)
-    trainer.model, trainer.data = model, data
     if tweak:
         tweak(trainer)
-    trainer.prepare(model, data)
+    trainer.prepare(d2l.RegNetX32(lr=LR), data)
     return trainer
 
 
@@ -95,26 +92,35 @@ def step_rate(trainer, batch, reps, warmup=3, train=True):
     return rate(median_time(lambda: sync(step(batch)), reps, warmup))
 
 
-def variants(framework, d2l, data, batch, reps):
-    """Other fast options worth knowing about, per framework: {name: images/s}."""
-    if framework == 'pytorch':
-        import torch
-        compiled = prepared_trainer(d2l, True, data)
-        compiled.model.net = torch.compile(compiled.model.net)
-        bf16 = prepared_trainer(d2l, True, data)
-        plain_step = bf16.train_step
+def _torch_variants(d2l, data, batch, reps):
+    import torch
+    compiled = prepared_trainer(d2l, True, data)
+    compiled.model.net = torch.compile(compiled.model.net)
+    bf16 = prepared_trainer(d2l, True, data)
+    plain_step = bf16.train_step
 
-        def bf16_step(b):
-            with torch.autocast('cpu', dtype=torch.bfloat16):
-                return plain_step(b)
-        bf16.train_step = bf16_step
-        return {'torch.compile': step_rate(compiled, batch, reps),
-                'bfloat16 autocast': step_rate(bf16, batch, reps)}
-    if framework == 'tensorflow':
-        def xla(trainer):
-            trainer.jit_compile = True
-        return {'XLA': step_rate(prepared_trainer(d2l, True, data, xla), batch, reps)}
-    return {}
+    def bf16_step(b):
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            return plain_step(b)
+    bf16.train_step = bf16_step
+    return {'torch.compile': step_rate(compiled, batch, reps),
+            'bfloat16 autocast': step_rate(bf16, batch, reps)}
+
+
+def _tensorflow_variants(d2l, data, batch, reps):
+    def xla(trainer):
+        trainer.jit_compile = True
+    return {'XLA': step_rate(prepared_trainer(d2l, True, data, xla), batch, reps)}
+
+
+# Other fast options worth knowing about, for the frameworks that have them.
+VARIANTS = {'pytorch': _torch_variants, 'tensorflow': _tensorflow_variants}
+
+
+def variants(framework, d2l, data, batch, reps):
+    """{variant name: images/s} of the framework's VARIANTS ({} if none)."""
+    measure_variants = VARIANTS.get(framework)
+    return measure_variants(d2l, data, batch, reps) if measure_variants else {}
 
 
 def data_rate(data):
@@ -125,6 +131,19 @@ def data_rate(data):
     for _ in range(DATA_BATCHES):
         next(it)
     return rate(time.perf_counter() - start, DATA_BATCHES * BATCH)
+
+
+RESIZE_REPS = 3
+
+
+def resize_rate(reps):
+    """Images per second of the data module's bilinear resize of the whole
+    training split to SIZE x SIZE: the work of a first run, before its disk
+    cache exists."""
+    from d2lsupport.data import load_split, resize_images
+    images, _ = load_split(True)
+    seconds = median_time(lambda: resize_images(images, (SIZE, SIZE)), reps, warmup=0)
+    return rate(seconds, len(images))
 
 
 def trainer_rate(d2l, data_cls):
@@ -208,37 +227,6 @@ def memory_phases(framework, steps):
 BN_STEPS, BN_VAL_BATCHES = 100, 8
 
 
-def batch_statistics_logits(framework, trainer, X):
-    """Logits of `trainer`'s model with batch normalization in training mode (the
-    statistics of batch X), leaving the model's running statistics as they are."""
-    model = trainer.model
-    if framework == 'pytorch':
-        import copy
-
-        import torch
-        twin = copy.deepcopy(model).train()
-        with torch.no_grad():
-            return twin(trainer._to_device(X)).numpy()
-    if framework == 'mxnet':
-        from mxnet import autograd
-        saved = {k: p.data().copy() for k, p in model.collect_params().items()}
-        with autograd.train_mode():
-            logits = model(X.as_in_context(trainer.ctx)).asnumpy()
-        for k, p in model.collect_params().items():
-            p.set_data(saved[k])
-        return logits
-    if framework == 'tensorflow':
-        saved = [v.numpy() for v in model.variables]
-        logits = model(X, training=True).numpy()
-        for v, value in zip(model.variables, saved):
-            v.assign(value)
-        return logits
-    import numpy as np
-    logits, _ = model.apply({'params': trainer.params, 'batch_stats': trainer.batch_stats},
-                            X, mutable=['batch_stats'])
-    return np.asarray(logits)
-
-
 def bn_check(framework, steps):
     """Validation loss and accuracy after `steps` training steps of RegNetX32,
     with running and with per-batch statistics."""
@@ -257,7 +245,7 @@ def bn_check(framework, steps):
         running[0] += float(loss)
         running[1] += float(correct)
         labels = y.asnumpy() if hasattr(y, 'asnumpy') else np.asarray(y)
-        logits = batch_statistics_logits(framework, trainer, X)
+        logits = trainer.logits(X, batch_statistics=True)
         shifted = logits - logits.max(axis=1, keepdims=True)
         log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         per_batch[0] += float(-log_probs[np.arange(len(labels)), labels].sum())
@@ -276,17 +264,22 @@ def mixed_rate(train_rate, val_rate):
     return rate(seconds, (TRAIN_BATCHES + VAL_BATCHES) * BATCH)
 
 
+# Fewer repetitions of the eager step where it is very slow (JAX runs op by op).
+EAGER_REPS = {'jax': 3}
+
+
 def measure(framework, reps):
     d2l = framework_module(framework)
     data = d2l.FashionMNIST(batch_size=BATCH, resize=(SIZE, SIZE))
     batch = next(data.train_dataloader())
-    eager_reps = 3 if framework == 'jax' else reps   # op-by-op JAX is very slow
+    eager_reps = EAGER_REPS.get(framework, reps)
     result = {'bare_eager': step_rate(prepared_trainer(d2l, False, data), batch,
                                       eager_reps, warmup=1)}
     fast = prepared_trainer(d2l, True, data)
     result['bare_fast'] = step_rate(fast, batch, reps)
     result['bare_fast_eval'] = step_rate(fast, batch, reps, train=False)
     result['data'] = data_rate(data)
+    result['resize'] = resize_rate(min(reps, RESIZE_REPS))
     result['trainer'] = trainer_rate(d2l, type(data))
     bare_mix = mixed_rate(result['bare_fast'], result['bare_fast_eval'])
     result['overhead'] = round(bare_mix / result['trainer'] - 1, 3)
@@ -298,7 +291,6 @@ def measure(framework, reps):
 # ------------------------------------------------------------ profile
 
 PROFILE_STEPS = 5
-PROFILED = ('jax', 'pytorch')   # frameworks whose profiler times each operation
 # The operations of a training step, in a few kinds that every framework has.
 PROFILE_KINDS = ('convolution, forward', 'convolution, backward', 'batch norm, forward',
                  'batch norm, backward', 'layout copies', 'optimizer update',
@@ -319,7 +311,7 @@ def profile(framework, steps):
     for _ in range(3):
         float(trainer.train_step(batch))
     unprofiled = 1000 * median_time(lambda: float(trainer.train_step(batch)), steps, 0)
-    ops, wall = (_jax_ops if framework == 'jax' else _torch_ops)(trainer, batch, steps)
+    ops, wall = PROFILED[framework](trainer, batch, steps)
     kinds = dict.fromkeys(PROFILE_KINDS, 0.0)
     for _, kind, ms in ops:
         kinds[kind] += ms
@@ -449,11 +441,8 @@ BOOK_PAIRS = 3
 def our_epoch(trainer):
     """Seconds of one more epoch of a fitted Trainer, as `fit` runs one:
     training steps with the live plot, then validation."""
-    trainer.epoch += 1
-    trainer.epochs = max(trainer.epochs, trainer.epoch + 1)
     start = time.perf_counter()
-    trainer._train_epoch()
-    trainer._validate()
+    trainer.fit_epoch()
     return time.perf_counter() - start
 
 
@@ -462,7 +451,7 @@ def against_book(framework, pairs):
     epoch of the same subset each, alternated after a warm-up epoch of each:
     ours, book, ours, book, ... Returns both rates and the median over the
     pairs of book time over ours (`speedup`)."""
-    from bench_book import BOOKS, median_ratio
+    from tools.bench_book import BOOKS, median_ratio
 
     from d2lsupport.data import load_split
     d2l = framework_module(framework)
@@ -473,7 +462,7 @@ def against_book(framework, pairs):
                             val_images[:num_val * BATCH], val_labels[:num_val * BATCH],
                             LR, max_epochs=pairs + 1, size=SIZE)
     ours_model = d2l.RegNetX32(lr=LR)
-    ours_params = d2l.param_count(ours_model, d2l_input_shape(framework))
+    ours_params = d2l.param_count(ours_model, image_shape(d2l.LAYOUT, 1, SIZE))
     if book.param_count() != ours_params:
         raise SystemExit(f'bench: the book network has {book.param_count():,} parameters '
                          f'and ours {ours_params:,}; they must be the same network')
@@ -492,11 +481,6 @@ def against_book(framework, pairs):
             'ours': rate(statistics.median(ours), images_per_epoch),
             'book': rate(statistics.median(theirs), images_per_epoch),
             'speedup': median_ratio(ours, theirs)}
-
-
-def d2l_input_shape(framework):
-    """The shape of one input image batch of RegNetX32 in `framework`'s layout."""
-    return (1, 1, SIZE, SIZE) if framework in ('pytorch', 'mxnet') else (1, SIZE, SIZE, 1)
 
 
 # ---------------------------------------------------------------------- report
@@ -571,6 +555,10 @@ def table(bench):
     if any('profile' in bench.get(fw, {}) for fw in FRAMEWORKS):
         tables.append(profile_table(bench))
     return '\n\n'.join(tables)
+
+
+# The frameworks whose profiler times each operation, and how to read it.
+PROFILED = {'jax': _jax_ops, 'pytorch': _torch_ops}
 
 
 def profile_table(bench):
@@ -650,7 +638,7 @@ def every_check(framework):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog='python tools/bench.py', description=__doc__.split(
+    parser = argparse.ArgumentParser(prog='python -m tools.bench', description=__doc__.split(
         '\n\n')[0])
     commands = parser.add_subparsers(dest='command', required=True)
     m = commands.add_parser('measure', help='time one framework (run in its environment)')

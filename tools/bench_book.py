@@ -1,5 +1,5 @@
 """The book's way of training RegNetX32, re-implemented per framework as the
-benchmark's baseline (`python tools/bench.py book --framework ...`).
+benchmark's baseline (`python -m tools.bench book --framework ...`).
 
 The book is d2l 1.0.3: its section on network design spaces and the library
 code that section runs (its Trainer, Module.plot, ProgressBoard, FashionMNIST

@@ -44,7 +44,8 @@ html   d2lbook's rst and html steps. What the page would otherwise load from oth
        the docs environment), so that math renders without a CDN, and the icon of the
        copy buttons on code blocks, which d2lbook's script fetches from GitHub.
 
-Usage: python tools/book.py [--full | --executed DIR] [--envs-dir .venv] [step ...]
+Usage (from the repository root):
+    python -m tools.book [--full | --executed DIR] [--envs-dir .venv] [step ...]
 """
 import argparse
 import collections
@@ -64,10 +65,10 @@ from unittest import mock
 
 import nbformat
 
+from d2lsupport.core import FRAMEWORKS, Budget  # framework-free, stdlib only
+from d2lsupport.notebook import cell_tabs
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from d2lsupport.core import FRAMEWORKS, Budget  # noqa: E402  (framework-free, stdlib only)
-from d2lsupport.notebook import cell_tabs  # noqa: E402
 
 CHAPTER = 'chapter_cnn_design/cnn-design.md'
 READER_NOTEBOOK = 'chapter_cnn_design/cnn-design.ipynb'

@@ -1,14 +1,16 @@
 """Draw the AnyNet design-space figure (Radosavovic et al., 2020).
 
-Writes img/anynet.svg (relative to the repository root). Standard library only.
+Writes img/anynet.svg (relative to the repository root), or the file given
+with --out. Standard library only.
 
 Four panels, left to right: the whole network, its body, one stage, and the
 two variants (stride 1 / stride 2) of the ResNeXt-style block used in a stage.
 Text may contain subscripts written as ``c_{i-1}``.
 
-Usage: python tools/draw_anynet.py
+Usage (from the repository root): python -m tools.draw_anynet [--out FILE]
 """
 
+import argparse
 import os
 import re
 from xml.sax.saxutils import escape
@@ -217,7 +219,13 @@ def blocks_panel():
     x_block(x + 3 * w / 4 - 35, 2, "c_{i-1}")
 
 
-def main():
+def main(argv=None):
+    default = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "img", "anynet.svg")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=default, help="the SVG file to write "
+                        "(default: img/anynet.svg)")
+    path = parser.parse_args(argv).out
     out.append('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
                'viewBox="0 0 %d %d">' % (W, H, W, H))
     out.append('<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" '
@@ -234,9 +242,7 @@ def main():
          "bottleneck ratio b_{i}, group width g_{i}", 13)
     out.append("</g></svg>")
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    path = os.path.join(root, "img", "anynet.svg")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(out) + "\n")
     print("wrote", path)

@@ -1,6 +1,6 @@
 """Execute the chapter notebook for one framework and show its progress in the terminal.
 
-    python tools/run_notebook.py SRC.ipynb DEST.ipynb [--framework pytorch]
+    python -m tools.run_notebook SRC.ipynb DEST.ipynb [--framework pytorch]
 
 `make run` uses this instead of `jupyter nbconvert --execute`, which prints
 nothing for the hour a full training run takes. While the notebook executes,
@@ -23,10 +23,9 @@ from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from d2lsupport.core import FRAMEWORKS  # noqa: E402
-from d2lsupport.notebook import cell_tabs  # noqa: E402
-from d2lsupport.trainer import PROGRESS_ENV  # noqa: E402
+from d2lsupport.core import FRAMEWORKS
+from d2lsupport.notebook import cell_tabs
+from d2lsupport.trainer import PROGRESS_ENV
 
 
 def tab_cells(nb, framework):

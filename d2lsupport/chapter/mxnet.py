@@ -46,20 +46,16 @@ def __init__(self, arch, stem_width, lr=0.1, num_classes=10, se_ratio=0.0):
 
 
 class RegNetX32(AnyNet):
-    def __init__(self, lr=0.1, num_classes=10):
+    def __init__(self, lr=0.1, num_classes=10, se_ratio=0.0):
         stem_width, group_width, bot_mul = 32, 16, 1
         depths, channels = (4, 6), (32, 80)
         super().__init__(
             ((depths[0], channels[0], group_width, bot_mul),
              (depths[1], channels[1], group_width, bot_mul)),
-            stem_width, lr, num_classes)
+            stem_width, lr, num_classes, se_ratio)
 
 
-class RegNetY32(AnyNet):
+class RegNetY32(RegNetX32):
     def __init__(self, lr=0.1, num_classes=10):
-        stem_width, group_width, bot_mul = 32, 16, 1
-        depths, channels = (4, 6), (32, 80)
-        super().__init__(
-            ((depths[0], channels[0], group_width, bot_mul),
-             (depths[1], channels[1], group_width, bot_mul)),
-            stem_width, lr, num_classes, se_ratio=0.25)
+        # squeeze to a quarter of each block's input width
+        super().__init__(lr, num_classes, se_ratio=0.25)
