@@ -344,8 +344,11 @@ class AnyNetConfig:
             problem = stage_problem(*stage)
             if problem:
                 raise ValueError(f'{owner}: stage {i} {tuple(stage)}: {problem}')
-        for w_in in (self.stem_width, *(s.width for s in stages)):
-            se_width(self.se_ratio, w_in)
+        try:
+            for width_in in (self.stem_width, *(s.width for s in stages)):
+                se_width(self.se_ratio, width_in)
+        except ValueError as e:
+            raise ValueError(f'{owner}: {e}; choose a larger se_ratio, or 0') from None
         self._check_origin()
 
     def _check_origin(self):

@@ -12,11 +12,13 @@ from . import cli, design
 
 def parse_stage(text):
     """'depth,width,group_width,bottleneck_ratio' -> a stage tuple."""
+    parts = text.split(',')
     try:
-        return tuple(cli.number(t) for t in text.split(','))
+        if len(parts) == 4:
+            return tuple(cli.number(t) for t in parts)
     except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(
-            f'{text!r} is not depth,width,group_width,bottleneck_ratio') from None
+        pass
+    raise argparse.ArgumentTypeError(f'{text!r} is not depth,width,group_width,bottleneck_ratio')
 
 
 def build_parser():

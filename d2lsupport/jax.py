@@ -123,7 +123,7 @@ class _Conv1x1(nn.Module):
     """A 1x1 convolution run as a matrix product over the channels.
 
     Kernel (1, 1, c_in, c_out), Xavier fans and bias are those of ``nn.Conv``;
-    XLA's CPU convolution is several times slower for 1x1 kernels
+    XLA's CPU convolution is slower for 1x1 kernels
     (BENCHMARKS.md, "Formulations measured").
     """
     num_channels: int
@@ -149,7 +149,7 @@ class _GroupedConv3x3(nn.Module):
     Its kernel (3, 3, group_width, num_channels), bias and Xavier fans are
     those of a plain grouped convolution. It runs as one convolution per group
     on the split channels, concatenated: same parameters and math, but on a
-    CPU XLA's ``feature_group_count`` is several times slower, and so are a
+    CPU XLA's ``feature_group_count`` is much slower, and so are a
     block-diagonal dense kernel and image patches times a batched matrix
     product (BENCHMARKS.md, "Formulations measured").
     """

@@ -5,7 +5,7 @@ modules offer the same names.
 
 On x86 MXNet runs its operators on half the CPUs it sees, assuming two
 hyperthreads per core; on a machine without them that leaves cores idle
-and trains at about half the speed (BENCHMARKS.md). Unless
+(BENCHMARKS.md, "Formulations measured"). Unless
 OMP_NUM_THREADS is already set, importing this module sets it to the number
 of physical cores, before MXNet loads.
 """
@@ -153,8 +153,8 @@ class SqueezeExcitation(nn.HybridBlock):
 
 
 def _relu(F, X):
-    """ReLU through MXNet's Activation operator (oneDNN), several times faster
-    on a CPU than ``npx.relu`` (BENCHMARKS.md, "Formulations measured")."""
+    """ReLU through MXNet's Activation operator (oneDNN), faster on a CPU than
+    ``npx.relu`` (BENCHMARKS.md, "Formulations measured")."""
     return F.npx.activation(X, act_type='relu')
 
 

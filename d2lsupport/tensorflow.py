@@ -113,9 +113,9 @@ class FusedBatchNorm(tf.keras.layers.BatchNormalization):
     kernel, with PyTorch's defaults (running-average momentum 0.1, eps 1e-5).
 
     Same weights, outputs and gradients as Keras's layer, which computes the
-    moments and the normalization as separate ops: in a RegNetX32 training
-    step on a CPU these took half the time (see BENCHMARKS.md). The running
-    variance averages the unbiased batch variance, as PyTorch's does.
+    moments and the normalization as separate, slower ops on a CPU
+    (BENCHMARKS.md, "Formulations measured"). The running variance averages
+    the unbiased batch variance, as PyTorch's does.
     """
 
     def __init__(self, **kwargs):
@@ -162,7 +162,7 @@ class ResNeXtBlock(tf.keras.layers.Layer):
     `group_width` is the channels per group, so the 3x3 convolution has
     ``bot_channels // group_width`` groups. It is a `SplitGroupConv2D`, one
     convolution per group: on a CPU, Keras's native ``Conv2D(groups=...)`` is
-    ten times slower (BENCHMARKS.md, "Formulations measured"). With
+    much slower (BENCHMARKS.md, "Formulations measured"). With
     ``se_ratio > 0`` (RegNetY) a squeeze-and-excitation unit follows the
     grouped convolution; it squeezes to ``round(se_ratio * c_in)`` channels,
     c_in being the width of the block input.

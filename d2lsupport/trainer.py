@@ -27,7 +27,6 @@ import contextlib
 import dataclasses
 import io
 import json
-import math
 import os
 import resource
 import sys
@@ -36,7 +35,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from . import checks
+from . import checks, records
 from .core import (Budget, HyperParameters, ProgressBoard, framework_module, in_notebook,
                    machine_info, source_commit)
 
@@ -238,7 +237,7 @@ class BaseTrainer(HyperParameters):
                 'data_rng': rng.bit_generator.state if rng is not None else None}
         arrays = {f'state/{k}': np.frombuffer(v, np.uint8) for k, v in self.state().items()}
         with open(path + '.tmp', 'wb') as f:
-            np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
+            np.savez(f, meta=np.array(records.dumps(meta)), **arrays)
         os.replace(path + '.tmp', path)
 
     def _resume(self):
@@ -260,11 +259,11 @@ class BaseTrainer(HyperParameters):
         if meta['data_rng'] is not None:
             self.data.rng.bit_generator.state = meta['data_rng']
         last = self.history[-1]
-        self.train_loss, self.val_loss, self.val_acc = (last['train_loss'], last['val_loss'],
-                                                        last['val_acc'])
+        self.train_loss, self.val_loss, self.val_acc = (
+            records.number(last[key]) for key in ('train_loss', 'val_loss', 'val_acc'))
         for h in self.history:   # the curves so far, as points per epoch
             for key in ('train_loss', 'val_loss', 'val_acc'):
-                self.board.draw(h['epoch'], h[key], key)
+                self.board.draw(h['epoch'], records.number(h[key]), key)
         print(f'Trainer: resuming after epoch {len(self.history)} of {self.max_epochs} from '
               f'{path} (delete it to start over).')
         return meta['wall_time']
@@ -370,9 +369,7 @@ class BaseTrainer(HyperParameters):
                   'history': self.history, 'machine': machine_info(),
                   'commit': self.segments[0]['commit'], 'segments': self.segments,
                   'date': time.strftime('%Y-%m-%d %H:%M:%S')}
-        with open(path + '.tmp', 'w') as f:
-            json.dump(record, f, indent=1)
-        os.replace(path + '.tmp', path)
+        records.write_json_atomic(path, record)
 
 
 def arrays_to_bytes(arrays):

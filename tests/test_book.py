@@ -3,7 +3,6 @@
 The built page itself is tested in a browser by tests/html (make test-html).
 """
 import configparser
-import importlib.util
 import json
 import re
 
@@ -14,10 +13,7 @@ from d2lsupport.core import FRAMEWORKS, Budget
 from d2lsupport.notebook import tab_code
 
 from conftest import CHAPTER_MD, ROOT
-
-spec = importlib.util.spec_from_file_location('book', ROOT / 'tools' / 'book.py')
-book = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(book)
+from tools import book
 
 CITE = re.compile(r':cite[tp]?:`([^`]+)`')
 BIB_KEY = re.compile(r'^@\w+\{([^,\s]+),', re.MULTILINE)

@@ -10,8 +10,8 @@ from hypothesis import given, settings, strategies as st
 
 from d2lsupport import design
 from d2lsupport.design import (
-    BOTTLENECK_RATIOS, DEPTHS, GROUP_WIDTHS, NUM_STAGES, SPACES, STEM_WIDTH,
-    WIDTHS, AnyNetConfig, complexity, edf, edf_summary, plot_edfs,
+    BOTTLENECK_RATIOS, DEPTHS, DESIGN_SPACES, GROUP_WIDTHS, NUM_STAGES, SPACES, STEM_WIDTH,
+    WIDTHS, AnyNetConfig, RegNetParams, complexity, edf, edf_summary, plot_edfs,
     regnet_widths, sample_config)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -71,9 +71,22 @@ def test_regnet_widths_rejects_bad_parameters(args):
         regnet_widths(*args)
 
 
-# ------------------------------------------------------------------ samplers
+# ------------------------------------------------------------- design spaces
+
+def test_the_table_declares_each_space_once_with_a_fixed_identifier():
+    # the identifiers seed the committed studies: they must never change
+    assert [(s.name, s.identifier) for s in DESIGN_SPACES] == [
+        ('A', 0), ('B', 1), ('C', 2), ('D', 3), ('E', 4), ('RegNetX', 5)]
+    assert SPACES == tuple(s.name for s in DESIGN_SPACES)
+    assert [design.space_name(s) for s in SPACES] == [
+        'AnyNetX_A', 'AnyNetX_B', 'AnyNetX_C', 'AnyNetX_D', 'AnyNetX_E', 'RegNetX']
+    with pytest.raises(ValueError, match="unknown design space 'F'; choose from A, B"):
+        design.space_name('F')
+
 
 def check_in_space(config, space):
+    """What the table says of `space`, checked directly on a sample."""
+    spec = design.design_space(space)
     stages = config.stages
     assert config.stem_width == STEM_WIDTH and len(stages) == NUM_STAGES
     for d, w, g, b in stages:
@@ -82,26 +95,57 @@ def check_in_space(config, space):
         assert b in BOTTLENECK_RATIOS and g in GROUP_WIDTHS
         assert w % b == 0 and g <= w // b and (w // b) % g == 0
     depths, widths, groups, ratios = zip(*stages)
-    if space in ('B', 'C', 'D', 'E'):
+    if spec.shared_bottleneck_ratio:
         assert len(set(ratios)) == 1
-    if space in ('C', 'D', 'E'):
+    if spec.shared_group_width:
         assert len(set(groups)) == 1
-    if space in ('D', 'E', 'RegNetX'):
+    if spec.nondecreasing_widths:
         assert list(widths) == sorted(widths)
-    if space == 'E':
+    if spec.nondecreasing_depths:
         assert list(depths) == sorted(depths)
-    if space == 'RegNetX':
+    assert (config.regnet is not None) == spec.regnet_rule
+    if spec.regnet_rule:
         p = config.regnet
-        assert set(ratios) == {p['bottleneck']} and set(groups) == {p['group_width']}
-        assert sum(depths) == p['depth']
-        net = regnet_widths(p['w0'], p['wa'], p['wm'], p['depth'], p['group_width'],
-                            p['bottleneck'])
+        assert set(ratios) == {p.bottleneck_ratio} and set(groups) == {p.group_width}
+        assert sum(depths) == p.depth
+        net = regnet_widths(p.w0, p.wa, p.wm, p.depth, p.group_width, p.bottleneck_ratio)
         assert (net['depths'], net['widths']) == (list(depths), list(widths))
+    assert design.in_space(config, space)
 
+
+# A network of AnyNetX_E (b = 2, g = 8, widths and depths non-decreasing), and the
+# change that takes it out of each space that adds a constraint.
+E_STAGES = [(1, 16, 8, 2), (2, 32, 8, 2), (2, 64, 8, 2)]
+LEAVES = {'B': (0, (1, 16, 8, 1)), 'C': (0, (1, 16, 4, 2)), 'D': (0, (1, 96, 8, 2)),
+          'E': (0, (3, 16, 8, 2))}
+
+
+@pytest.mark.parametrize('space', LEAVES)
+def test_in_space_applies_the_constraint_each_space_adds(space):
+    assert all(design.in_space(AnyNetConfig(STEM_WIDTH, E_STAGES), s) for s in 'ABCDE')
+    index, stage = LEAVES[space]
+    stages = [stage if i == index else s for i, s in enumerate(E_STAGES)]
+    config = AnyNetConfig(STEM_WIDTH, stages)
+    following = SPACES[SPACES.index(space):SPACES.index('E') + 1]
+    assert design.in_space(config, SPACES[SPACES.index(space) - 1])
+    assert not any(design.in_space(config, s) for s in following)
+
+
+def test_in_space_needs_the_stem_the_ranges_and_for_regnetx_the_rule():
+    assert not design.in_space(AnyNetConfig(32, E_STAGES), 'A')
+    assert not design.in_space(AnyNetConfig(STEM_WIDTH, E_STAGES[:2]), 'A')
+    assert not design.in_space(AnyNetConfig(STEM_WIDTH, [(5, 16, 8, 2)] + E_STAGES[1:]), 'A')
+    assert not design.in_space(AnyNetConfig(STEM_WIDTH, E_STAGES, se_ratio=0.25), 'A')
+    regnetx = sample_config('RegNetX', np.random.default_rng(0))
+    assert not design.in_space(AnyNetConfig(STEM_WIDTH, regnetx.stages), 'RegNetX')
+    assert not design.in_space(AnyNetConfig(STEM_WIDTH, E_STAGES), 'RegNetX')
+
+
+# ------------------------------------------------------------------ samplers
 
 def test_regnetx_draws_every_bottleneck_ratio_as_anynetx_e():
     rng = np.random.default_rng(0)
-    ratios = {sample_config('RegNetX', rng).stages[0].bottleneck for _ in range(60)}
+    ratios = {sample_config('RegNetX', rng).stages[0].bottleneck_ratio for _ in range(60)}
     assert ratios == set(BOTTLENECK_RATIOS)
 
 
@@ -184,6 +228,87 @@ def test_plot_edfs():
     plt.close(ax.figure)
 
 
+# ------------------------------------------------------------ configurations
+
+def test_regnetx32_and_regnety32_come_from_the_rule():
+    assert REGNETX32.stages == ((4, 32, 16, 1), (6, 80, 16, 1)) and REGNETX32.stem_width == 32
+    assert REGNETX32.regnet == RegNetParams(w0=32, wa=5, wm=2.5, depth=10, group_width=16,
+                                            stem_width=32)
+    assert design.REGNETY32 == REGNETX32.with_se_ratio(0.25)
+    assert (design.REGNETY32.stages, design.REGNETY32.se_ratio) == (REGNETX32.stages, 0.25)
+
+
+def test_anynet_arguments_are_the_chapters_anynet_arguments():
+    config = AnyNetConfig(8, [(1, 16, 4, 2), (2, 32, 8, 4)], se_ratio=0.25, num_classes=3)
+    assert design.anynet_arguments(config) == {
+        'arch': ((1, 16, 4, 0.5), (2, 32, 8, 0.25)), 'stem_width': 8,
+        'num_classes': 3, 'se_ratio': 0.25}
+
+
+def test_json_keeps_the_format_of_the_results_files():
+    config = sample_config('RegNetX', np.random.default_rng(5))
+    p = config.regnet
+    assert config.to_json() == {
+        'stem_width': 16, 'stages': [list(s) for s in config.stages],
+        'regnet': {'depth': p.depth, 'w0': p.w0, 'wa': p.wa, 'wm': p.wm,
+                   'group_width': p.group_width, 'bottleneck': p.bottleneck_ratio}}
+    assert list(config.to_json()['regnet']) == ['depth', 'w0', 'wa', 'wm', 'group_width',
+                                                'bottleneck']
+    assert TINY.to_json() == {'stem_width': 8, 'stages': [[1, 16, 4, 2]]}
+    other = AnyNetConfig(8, [(1, 16, 4, 2)], se_ratio=0.25, num_classes=3)
+    assert other.to_json() == {'stem_width': 8, 'stages': [[1, 16, 4, 2]],
+                               'se_ratio': 0.25, 'num_classes': 3}
+    for c in (config, other, design.REGNETY32):
+        assert AnyNetConfig.from_json(json.dumps(c.to_json())) == c
+
+
+def test_a_record_of_the_first_study_reads_as_b_equal_to_one():
+    # the first study (results/study.jsonl) was drawn while RegNetX fixed b = 1
+    data = {'stem_width': 16, 'stages': [[1, 8, 2, 1], [1, 16, 2, 1], [2, 48, 2, 1]],
+            'regnet': {'depth': 4, 'w0': 8, 'wa': 21.1, 'wm': 2.464, 'group_width': 2}}
+    config = AnyNetConfig.from_json(data)
+    assert config.regnet.bottleneck_ratio == 1 and design.in_space(config, 'RegNetX')
+
+
+@pytest.mark.parametrize('args, kwargs, message', [
+    ((16, [(1.5, 16, 8, 1)]), {}, 'stage 1 depth must be a positive integer, got 1.5'),
+    ((16, [(1, -8, 8, 1)]), {}, 'stage 1 width must be a positive integer, got -8'),
+    ((16, [(1, '16', 8, 1)]), {}, "stage 1 width must be a positive integer, got '16'"),
+    ((16, [(1, 16, 8, 1), (1, 16, 8, 0)]), {}, 'stage 2 bottleneck_ratio must be a positive'),
+    ((16, [(1, 16, 8)]), {}, 'stage 1 must be .depth, width, group_width, bottleneck_ratio'),
+    ((16, '1,16,8,1'), {}, 'stages must be a non-empty list'),
+    ((16, []), {}, 'stages must be a non-empty list'),
+    ((16.0, [(1, 16, 8, 1)]), {}, 'stem_width must be a positive integer, got 16.0'),
+    ((16, [(1, 24, 16, 1)]), {}, r'stage 1 \(1, 24, 16, 1\): group width 16 must divide'),
+    ((16, [(1, 16, 8, 1)]), dict(se_ratio=2), 'se_ratio must be a number from 0 to 1'),
+    ((16, [(1, 16, 8, 1)]), dict(se_ratio=0.01), 'leaves no squeeze channel'),
+    ((16, [(1, 16, 8, 1)]), dict(num_classes=0), 'num_classes must be a positive integer'),
+    ((16, [(1, 16, 8, 1)]), dict(regnet={'w0': 8}), 'regnet must be a RegNetParams or None'),
+    ((32, [(4, 32, 16, 1)]), dict(regnet=REGNETX32.regnet), 'build it with RegNetParams.config'),
+])
+def test_a_bad_configuration_is_a_one_line_error(args, kwargs, message):
+    with pytest.raises(ValueError, match=message) as error:
+        AnyNetConfig(*args, **kwargs)
+    assert str(error.value).startswith('AnyNetConfig: ') and '\n' not in str(error.value)
+
+
+@pytest.mark.parametrize('change, message', [
+    (dict(w0=20), 'w0 must be a multiple of q = 8, got 20'),
+    (dict(w0='32'), "w0 must be a positive integer, got '32'"),
+    (dict(wa=-1.0), 'wa must be a finite number >= 0, got -1.0'),
+    (dict(wm=1.0), 'wm must be a finite number > 1, got 1.0'),
+    (dict(wm=float('nan')), 'wm must be a finite number > 1, got nan'),
+    (dict(depth=0), 'depth must be a positive integer, got 0'),
+    (dict(group_width=2.5), 'group_width must be a positive integer, got 2.5'),
+    (dict(bottleneck_ratio=0.5), 'bottleneck_ratio must be a finite number >= 1'),
+    (dict(se_ratio=-0.25), 'se_ratio must be a number from 0 to 1'),
+])
+def test_bad_regnet_parameters_are_a_one_line_error(change, message):
+    good = dict(w0=32, wa=5, wm=2.5, depth=10, group_width=16)
+    with pytest.raises(ValueError, match=f'^RegNetParams: {message}'):
+        RegNetParams(**{**good, **change})
+
+
 # ---------------------------------------------------------------- complexity
 
 def test_regnetx32_params():
@@ -206,7 +331,7 @@ def test_tiny_network_by_hand():
         'params': params, 'flops': flops, 'acts': acts}
     assert (params, flops, acts) == (1018, 4512, 426)
     # SE on the block input width 8: 2 channels; two 1x1 convs on 1 x 1 maps.
-    se = complexity(TINY, image_size=8, se_ratio=0.25)
+    se = complexity(TINY.with_se_ratio(0.25), image_size=8)
     assert se == {'params': params + 8 * 2 + 2 + 2 * 8 + 8,
                   'flops': flops + 2 * 8 * 2, 'acts': acts + 2 + 8}
 
@@ -218,19 +343,9 @@ def test_odd_sizes_round_up():
     assert (cx['h'], cx['w'], cx['flops']) == (4, 4, 16 * 9)
 
 
-def test_an_unbuildable_configuration_is_an_error():
-    with pytest.raises(ValueError, match='stage 1 .* group width 16 must divide'):
-        AnyNetConfig(16, [(1, 24, 16, 1)])
-    with pytest.raises(ValueError, match='need a positive stem width'):
-        AnyNetConfig(0, [(1, 24, 8, 1)])
-
-
-def test_a_configuration_survives_the_trip_through_json():
-    config = sample_config('RegNetX', np.random.default_rng(5))
-    data = json.loads(json.dumps(config.to_json()))
-    assert data['stages'] == [list(s) for s in config.stages] and 'regnet' in data
-    assert AnyNetConfig.from_json(data) == config
-    assert AnyNetConfig.from_json(data).stages[0].group_width == config.regnet['group_width']
+def test_complexity_reads_the_classes_of_the_configuration():
+    more = complexity(AnyNetConfig(8, [(1, 16, 4, 2)], num_classes=12), image_size=8)
+    assert more['params'] - complexity(TINY, image_size=8)['params'] == 2 * 16 + 2
 
 
 # ----------------------------------------------------------------------- CLI
@@ -247,8 +362,7 @@ def test_cli():
     assert json.loads(out.stdout) == regnet_widths(24, 24.48, 2.54, 22, 16)
     out = run_cli('complexity', '--stem', '32', '--stage', '4,32,16,1',
                   '--stage', '6,80,16,1', '--image-size', '96', '--se', '0.25')
-    assert json.loads(out.stdout) == complexity(REGNETX32, image_size=96,
-                                                se_ratio=0.25)
+    assert json.loads(out.stdout) == complexity(design.REGNETY32, image_size=96)
     out = run_cli('sample', '--space', 'E', '--seed', '3', '-n', '4')
     lines = out.stdout.splitlines()
     rng = np.random.default_rng(3)
@@ -256,22 +370,27 @@ def test_cli():
         sample_config('E', rng) for _ in range(4)]
 
 
-@pytest.mark.parametrize('args, code', [
-    (('complexity', '--stage', '1,24,16,1'), 1),
-    (('complexity', '--stage', '1,24'), 2),
-    (('sample', '--space', 'F'), 2),
+@pytest.mark.parametrize('args, code, message', [
+    (('complexity', '--stage', '1,24,16,1'), 1, 'group width 16 must divide'),
+    (('complexity', '--stage', '1,24'), 2, "'1,24' is not depth,width,group_width,bottleneck"),
+    (('complexity', '--stage', '1,16,8,1', '--se', '0.01'), 1, 'no squeeze channel'),
+    (('sample', '--space', 'F'), 2, "invalid choice: 'F'"),
+    (('sample', '--space', 'A', '-n', '0'), 2, "argument -n: '0' is not a positive integer"),
+    (('sample', '--space', 'A', '--seed', '-1'), 2, "'-1' is not an integer >= 0"),
     (('regnet', '--w0', '20', '--wa', '24', '--wm', '2.5', '--depth', '8',
-      '--group-width', '8'), 1)])
-def test_cli_errors(args, code):
+      '--group-width', '8'), 1, 'w0 must be a multiple of q = 8'),
+    (('regnet', '--w0', '24', '--wa', '24', '--wm', '2.5', '--depth', '8',
+      '--group-width', '8', '--bottleneck-ratio', 'two'), 2, "'two' is not a number")])
+def test_cli_errors(args, code, message):
     out = run_cli(*args)
     assert out.returncode == code and out.stdout == ''
-    assert len(out.stderr.strip().splitlines()) == 1
+    assert len(out.stderr.strip().splitlines()) == 1 and message in out.stderr
 
 
 def test_se_width_rounds_a_share_of_the_block_input():
     assert design.se_width(0.25, 80) == 20 and design.se_width(0.25, 6) == 2
     assert design.se_width(0.0, 80) == 0
     with pytest.raises(ValueError, match='no squeeze channel'):
-        complexity(TINY, se_ratio=0.01)
+        TINY.with_se_ratio(0.01)
     with pytest.raises(ValueError, match='>= 0'):
         design.se_width(-0.25, 80)

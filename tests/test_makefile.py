@@ -1,8 +1,17 @@
-"""`make test` really runs the tests of every framework and of the HTML page (a dry run
-of the Makefile)."""
-import re
+"""What `make` runs, checked by running it against stand-in environments.
+
+Each environment under a temporary ENVS_DIR is a marker file (so make sees it built)
+and a `bin/python` that only records how it was called: its arguments, working
+folder and environment. The browser tools the page needs are stand-ins on PATH too.
+So `make test` runs in a second, and the tests check what each framework's
+interpreter was asked to do, however the recipes are written.
+"""
+import json
+import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -10,19 +19,142 @@ from d2lsupport.core import FRAMEWORKS
 
 from conftest import ROOT
 
+pytestmark = pytest.mark.skipif(shutil.which('make') is None, reason='make is not installed')
 
-@pytest.mark.skipif(shutil.which('make') is None, reason='make is not installed')
-def test_make_test_runs_pytest_and_nbval_for_every_framework(tmp_path):
-    dry = subprocess.run(['make', '-n', 'test', f'ENVS_DIR={tmp_path}'], cwd=ROOT,
-                         capture_output=True, text=True, check=True).stdout
-    dry = re.sub(r'\\\n\s*', '', dry)   # one line per command
+RECORDER = f"""#!{sys.executable}
+import json, os, sys
+env = {{k: v for k, v in os.environ.items() if k.startswith(('D2L_', 'CNN_DESIGN_'))}}
+with open(os.environ['FAKE_PYTHON_LOG'], 'a') as log:
+    log.write(json.dumps({{'python': sys.argv[0], 'args': sys.argv[1:],
+                          'cwd': os.getcwd(), 'env': env}}) + '\\n')
+"""
+# the Debian commands whose absence would make `make` install them
+DEBIAN_COMMANDS = ('pandoc', 'chromium', 'chromedriver')
+
+
+def executable(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(0o755)
+
+
+@pytest.fixture
+def make(tmp_path):
+    """`make(*arguments)` runs make in the repository with ENVS_DIR holding stand-in
+    environments; returns the calls of their interpreters, in the order they began."""
+    envs, log = tmp_path / 'envs', tmp_path / 'calls.jsonl'
+    for env in (*FRAMEWORKS, 'docs'):
+        executable(envs / env / 'bin' / 'python', RECORDER)
+        (envs / env / '.installed').touch()   # newer than the lock files
+    for command in DEBIAN_COMMANDS:
+        executable(tmp_path / 'bin' / command, '#!/bin/sh\n')
+    environ = {k: v for k, v in os.environ.items()
+               if not k.startswith(('MAKE', 'MFLAGS', 'D2L_', 'CNN_DESIGN_'))}
+    environ.update(FAKE_PYTHON_LOG=str(log),
+                   PATH=f'{tmp_path / "bin"}{os.pathsep}{environ["PATH"]}')
+
+    def run(*arguments):
+        subprocess.run(['make', '--no-print-directory', f'ENVS_DIR={envs}', *arguments],
+                       cwd=ROOT, env=environ, capture_output=True, text=True, check=True)
+        return [Call(envs, json.loads(line)) for line in log.read_text().splitlines()]
+    return run
+
+
+class Call:
+    """One recorded interpreter call: which environment, arguments, folder, variables."""
+
+    def __init__(self, envs, record):
+        self.env = Path(record['cwd'], record['python']).parent.parent.relative_to(envs).name
+        self.args, self.cwd, self.vars = record['args'], Path(record['cwd']), record['env']
+
+    def runs(self, module):
+        return self.args[:2] == ['-m', module]
+
+    def option(self, name):
+        """The value given to option `name`, or None."""
+        for i, arg in enumerate(self.args):
+            if arg == name:
+                return self.args[i + 1]
+            if arg.startswith(name + '='):
+                return arg[len(name) + 1:]
+        return None
+
+    def path(self, name):
+        """Option `name`'s value as an absolute path."""
+        return (self.cwd / self.option(name)).resolve()
+
+    def paths(self):
+        """Every argument read as a path from the working folder."""
+        return {(self.cwd / arg).resolve() for arg in self.args if not arg.startswith('-')}
+
+
+def only(calls, what):
+    """The one call of `calls` that `what` accepts."""
+    found = [call for call in calls if what(call)]
+    assert len(found) == 1, [c.args for c in found]
+    return found[0]
+
+
+def test_make_test_runs_pytest_and_nbval_in_every_environment(make):
+    calls = make('test')
     for fw in FRAMEWORKS:
-        only = 0 if fw in ('pytorch', 'mxnet') else 1   # the framework-free tests run there
-        assert (f'cd tests && D2L_FRAMEWORK={fw} D2L_FRAMEWORK_TESTS_ONLY={only} '
-                f'{tmp_path}/{fw}/bin/python -m pytest') in dry, fw
-        assert f'tests/notebooks/cnn-design.{fw}.ipynb' in dry, fw
-        assert f'--executed-notebook {ROOT}/_build/executed/cnn-design.{fw}.ipynb' in dry, fw
-    # the page shows what nbval ran, and is checked in the browser
-    assert f'tools/book.py --envs-dir {tmp_path} --executed {ROOT}/_build/executed' in dry
-    assert '--confcutdir=tests/html tests/html/test_page.py' in dry       # the browser
-    assert '--confcutdir=tests/html --ignore=tests/html/test_page.py tests/html' in dry
+        mine = [c for c in calls if c.env == fw]
+        assert any(c.runs('d2lsupport.data') for c in mine), fw
+        pytest_run = only(mine, lambda c: c.runs('pytest') and '--nbval-lax' not in c.args)
+        assert pytest_run.cwd == ROOT / 'tests' and ROOT / 'tests' in pytest_run.paths()
+        assert pytest_run.vars['D2L_FRAMEWORK'] == fw
+        # the framework-free tests run in the PyTorch and MXNet environments only
+        assert pytest_run.vars['D2L_FRAMEWORK_TESTS_ONLY'] == \
+            ('0' if fw in ('pytorch', 'mxnet') else '1')
+        nbval = only(mine, lambda c: c.runs('pytest') and '--nbval-lax' in c.args)
+        assert ROOT / 'tests' / 'notebooks' / f'cnn-design.{fw}.ipynb' in nbval.paths()
+        assert nbval.path('--executed-notebook') == \
+            ROOT / '_build' / 'executed' / f'cnn-design.{fw}.ipynb'
+        assert nbval.vars['D2L_FRAMEWORK'] == fw and nbval.vars['D2L_SMALL_BUDGET'] == '1'
+    # the page (test-page, below), and the build's own tests: the rest of tests/html
+    docs = [c for c in calls if c.env == 'docs']
+    assert any(c.runs('tools.book') for c in docs)
+    built = only(docs, lambda c: c.runs('pytest') and c.option('--ignore'))
+    assert ROOT / 'tests' / 'html' in built.paths()
+    assert built.path('--ignore') == ROOT / 'tests' / 'html' / 'test_page.py'
+
+
+def test_make_test_page_builds_the_page_from_what_nbval_ran_then_opens_it(make, tmp_path):
+    calls = make('test-page')
+    build = only(calls, lambda c: c.runs('tools.book'))
+    assert build.env == 'docs' and build.cwd == ROOT
+    assert build.path('--envs-dir') == tmp_path / 'envs'
+    assert build.path('--executed') == ROOT / '_build' / 'executed'
+    nbval = {c.env for c in calls[:calls.index(build)] if '--nbval-lax' in c.args}
+    assert nbval == set(FRAMEWORKS)
+    page = ROOT / 'tests' / 'html' / 'test_page.py'
+    browser = only(calls, lambda c: c.runs('pytest') and page in c.paths())
+    assert browser.env == 'docs' and browser.vars['CNN_DESIGN_HTML_TEST'] == '1'
+    assert calls.index(browser) > calls.index(build)
+
+
+def test_make_run_executes_the_chapter_with_the_chosen_framework(make):
+    run = only(make('run', 'FRAMEWORK=jax'), lambda c: c.runs('tools.run_notebook'))
+    assert run.env == 'jax' and run.cwd == ROOT and run.option('--framework') == 'jax'
+    assert ROOT / 'chapter_cnn_design' / 'cnn-design.ipynb' in run.paths()
+    assert ROOT / 'results' / 'cnn-design.jax.ipynb' in run.paths()
+    assert run.vars['D2L_RESULTS_DIR'] == str(ROOT / 'results')
+
+
+def test_make_html_builds_the_page_in_the_docs_environment(make):
+    calls = make('html', 'FULL=1')
+    build = only(calls, lambda c: c.runs('tools.book'))
+    assert build.env == 'docs' and build.cwd == ROOT and '--full' in build.args
+
+
+def test_make_bench_measures_every_framework_then_reports(make):
+    calls = [c for c in make('bench') if c.runs('tools.bench')]
+    assert all(c.cwd == ROOT for c in calls)
+    for command in ('measure', 'book'):
+        assert {(c.env, c.option('--framework')) for c in calls if c.args[2] == command} \
+            == {(fw, fw) for fw in FRAMEWORKS}, command
+    assert {c.env for c in calls if c.args[2] == 'profile'} == {'jax', 'pytorch'}
+    report = calls[-1]
+    assert report.args[2] == 'report' and report.path('--out') == ROOT / 'results' / 'bench.json'
+    # the report merges every file the measurements wrote
+    assert {c.path('--out') for c in calls[:-1]} <= report.paths()

@@ -6,8 +6,6 @@ import nbformat
 
 from conftest import ROOT
 
-RUNNER = ROOT / 'tools' / 'run_notebook.py'
-
 
 def write_notebook(path, *sources):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
@@ -15,8 +13,10 @@ def write_notebook(path, *sources):
 
 
 def run(source, dest, framework='jax'):
-    return subprocess.run([sys.executable, str(RUNNER), '--framework', framework,
-                           str(source), str(dest)], capture_output=True, text=True, timeout=120)
+    """`python -m tools.run_notebook` from the repository root, as `make run` runs it."""
+    return subprocess.run([sys.executable, '-m', 'tools.run_notebook', '--framework', framework,
+                           str(source), str(dest)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
 
 
 def test_the_terminal_shows_the_tabs_cells_their_output_and_training_progress(tmp_path):

@@ -16,6 +16,8 @@ import pytest
 
 from d2lsupport import design, study
 from d2lsupport.core import THREAD_ENV, source_commit
+from d2lsupport.design import AnyNetConfig, RegNetParams
+from d2lsupport.records import RecordError
 from d2lsupport.study import StudyBudget, StudyError
 
 TINY = StudyBudget(epochs=1, train_size=64, val_size=64, batch_size=32)
@@ -77,16 +79,123 @@ def test_tasks_depend_only_on_seed_space_and_index():
     assert len({json.dumps(t['config'].to_json()) for t in tasks}) == len(tasks)
 
 
-def test_unknown_space_is_a_one_line_error(tmp_path, capsys):
-    assert study.main(['run', '--out', str(tmp_path / 'r.jsonl'), '--spaces', 'A', 'F']) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("error: unknown design space 'F'") and err.count('\n') == 1
+def test_seeds_follow_the_fixed_identifiers_of_the_spaces():
+    for space in design.DESIGN_SPACES:
+        expected = np.random.SeedSequence((3, space.identifier, 7)).generate_state(2)
+        assert study.model_seeds(3, space.name, 7) == tuple(int(s) for s in expected)
+    assert study.COMPARISONS == (('A', 'B'), ('B', 'C'), ('C', 'D'), ('D', 'E'),
+                                 ('E', 'RegNetX'))
 
 
-@pytest.mark.parametrize('change', [dict(train_size=70_000), dict(epochs=0), dict(lr=0.0)])
-def test_bad_budget_is_an_error(change):
-    with pytest.raises(StudyError):
+def first_study_regnetx(seed, index):
+    """The RegNetX network of the first study (results/study.jsonl). RegNetX fixed
+    b = 1 then: it drew the rule's parameters as now, but no b after them."""
+    rng = np.random.default_rng(study.model_seeds(seed, 'RegNetX', index)[0])
+    while True:
+        depth = int(rng.integers(design.REGNET_DEPTHS[0], design.REGNET_DEPTHS[1] + 1))
+        w0 = design.log_uniform(rng, *design.REGNET_W0, design.WIDTH_STEP)
+        wa = round(design.log_uniform(rng, *design.REGNET_WA, 0.1), 1)
+        wm = round(design.log_uniform(rng, *design.REGNET_WM, 0.001), 3)
+        params = RegNetParams(w0, wa, wm, depth, design.choice(rng, design.GROUP_WIDTHS))
+        if design.regnet_stages(params) is not None:
+            return params.config()
+
+
+@pytest.mark.parametrize('path', [study.RESULTS_FILE, study.COST_FILE, study.LONG_FILE])
+def test_the_committed_studies_draw_the_same_networks_today(path):
+    """Each record's seed, space, index and cost still draw its network (and as many
+    draws): the studies under results/ belong to the code that reads them."""
+    found = study.read_results(path)
+    assert found
+    for r in found:
+        first_study = r['space'] == 'RegNetX' and 'bottleneck' not in r['config']['regnet']
+        assert path == study.RESULTS_FILE or not first_study
+        if first_study:
+            config, draws = first_study_regnetx(r['seed'], r['index']), 1
+            expected = {**r['config'], 'regnet': {**r['config']['regnet'], 'bottleneck': 1}}
+        else:
+            cost = study.Cost(**r['cost']) if r.get('cost') else None
+            task = study.make_task(r['seed'], r['space'], r['index'], cost)
+            config, draws, expected = task['config'], task['draws'], r['config']
+        assert (config.to_json(), draws) == (expected, r.get('draws', 1)), r
+        assert design.complexity(config, image_size=r['budget']['image_size']) == r['complexity']
+
+
+def test_a_study_whose_networks_are_drawn_differently_is_not_resumed(tmp_path):
+    out = tmp_path / 'r.jsonl'
+    task = study.make_task(0, 'A', 0)
+    other = AnyNetConfig(16, [(1, 8, 1, 1)] * 3).to_json()
+    assert task['config'].to_json() != other
+    record = {'space': 'A', 'index': 0, 'seed': 0, 'framework': 'pytorch', 'cost': None,
+              'budget': dataclasses.asdict(TINY), 'config': other, 'error': 0.5}
+    study.append_record(out, record)
+    before = out.read_bytes()
+    with pytest.raises(StudyError, match="model A #0 with a network that its seed no "
+                                         "longer draws .*; choose another --out"):
+        study.run_study(out, ['A'], 1, seed=0, budget=TINY, workers=1)
+    assert out.read_bytes() == before
+
+
+@pytest.mark.parametrize('change, message', [
+    (dict(train_size=70_000), 'Fashion-MNIST has 60,000 training'),
+    (dict(epochs=0), 'epochs must be a positive integer, got 0'),
+    (dict(batch_size=12.5), 'batch_size must be a positive integer, got 12.5'),
+    (dict(lr=0.0), 'lr must be a finite number > 0'),
+    (dict(lr=float('nan')), 'lr must be a finite number > 0')])
+def test_bad_budget_is_an_error(change, message):
+    with pytest.raises(StudyError, match=f'^StudyBudget: {message}'):
         StudyBudget(**change)
+
+
+def run_main(args, capsys):
+    """study.main's exit code and what it wrote to stderr."""
+    try:
+        code = study.main(args)
+    except SystemExit as exit:   # the parser's errors
+        code = exit.code
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize('args, code, message', [
+    (['-n', '0'], 2, "argument -n: '0' is not a positive integer"),
+    (['-n', 'many'], 2, "argument -n: 'many' is not a positive integer"),
+    (['--seed', '-1'], 2, "argument --seed: '-1' is not an integer >= 0"),
+    (['--workers', '0'], 2, "argument --workers: '0' is not a positive integer"),
+    (['--framework', 'torch'], 2, "argument --framework: invalid choice: 'torch'"),
+    (['--spaces', 'A', 'F'], 1, "unknown design space 'F'; choose from A, B, C, D, E, RegNetX"),
+    (['--mflops', 'half'], 2, "argument --mflops: invalid float value: 'half'"),
+    (['--mflops', '0'], 1, 'Cost: mflops must be a finite number > 0, got 0.0'),
+    (['--mflops', 'inf'], 1, 'Cost: mflops must be a finite number > 0, got inf'),
+    (['--mflops', '0.5', '--tolerance', '1'], 1, 'Cost: tolerance must be a fraction'),
+    (['--mflops', '500', '--spaces', 'A'], 1, 'AnyNetX_A: no network within 10% of 500 MFLOPs'),
+    (['--lr', 'nan'], 1, 'StudyBudget: lr must be a finite number > 0, got nan'),
+    (['--train-size', '60001'], 1, 'StudyBudget: Fashion-MNIST has 60,000 training'),
+    (['--out', '{tmp}/missing/r.jsonl'], 1, 'the folder {tmp}/missing does not exist'),
+    (['--out', '{tmp}'], 1, '--out {tmp} is a folder; name a file in it')])
+def test_bad_run_settings_are_a_one_line_error_and_run_nothing(tmp_path, capsys, args, code,
+                                                               message):
+    out = tmp_path / 'r.jsonl'
+    args = [a.format(tmp=tmp_path) for a in ['run', '--out', str(out), *args]]
+    found, err = run_main(args, capsys)
+    assert found == code and message.format(tmp=tmp_path) in err
+    assert err.count('\n') == 1 and not out.exists()
+
+
+@pytest.mark.parametrize('content, out, message', [
+    (None, 'edf.svg', 'no results file {tmp}/r.jsonl; train a study into it'),
+    ('{"space": "A"\n', 'edf.svg', '{tmp}/r.jsonl, line 1: not a JSON record; delete that'),
+    ('{"a": 1}\n', 'edf.svg', 'line 1: not a record of a design-space study'),
+    ('{"space": "F", "index": 0, "error": 0.1}\n', 'edf.svg', 'not a record of a design'),
+    ('', 'missing/edf.svg', 'the folder {tmp}/missing does not exist'),
+    ('', 'edf.xyz', 'edf.xyz: name a figure file ending in one of'),
+    ('', 'edf.svg', 'no pair of compared spaces in the results')])
+def test_bad_plot_input_is_a_one_line_error(tmp_path, capsys, content, out, message):
+    results = tmp_path / 'r.jsonl'
+    if content is not None:
+        results.write_text(content)
+    code, err = run_main(['plot', str(results), '--out', str(tmp_path / out)], capsys)
+    assert code == 1 and message.format(tmp=tmp_path) in err and err.count('\n') == 1
+    assert not (tmp_path / out).exists()
 
 
 def test_an_equal_cost_study_plans_networks_of_that_cost():
@@ -99,32 +208,20 @@ def test_an_equal_cost_study_plans_networks_of_that_cost():
     assert [t['train_seed'] for t in tasks] == [t['train_seed'] for t in study.plan(0, design.SPACES, 3)]
 
 
-@pytest.mark.parametrize('args, message', [
-    (['--mflops', '0'], 'the cost must be positive'),
-    (['--mflops', '500', '--spaces', 'A'], 'AnyNetX_A: no network within 10% of 500 MFLOPs')])
-def test_bad_cost_is_a_one_line_error(tmp_path, capsys, args, message):
-    assert study.main(['run', '--out', str(tmp_path / 'r.jsonl'), *args]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith(f'error: {message}') and err.count('\n') == 1
-
-
-def test_incomplete_last_line_is_ignored_then_dropped(tmp_path):
-    path = tmp_path / 'r.jsonl'
-    assert study.read_results(path) == []
-    study.append_record(path, {'a': 1})
-    study.append_record(path, {'a': 2})
-    with open(path, 'ab') as f:
-        f.write(b'{"a": 3, "b"')
-    assert study.read_results(path) == [{'a': 1}, {'a': 2}]
-    study.drop_incomplete_line(path)
-    assert path.read_bytes() == b'{"a": 1}\n{"a": 2}\n'
-
-
 def test_a_broken_complete_line_is_an_error(tmp_path):
     path = tmp_path / 'r.jsonl'
     path.write_text('{"a": 1}\nnot json\n{"a": 2}\n')
-    with pytest.raises(StudyError, match='line 2'):
+    with pytest.raises(RecordError, match='line 2'):
         study.read_results(path)
+
+
+def test_a_loss_that_is_not_finite_is_strict_json_in_the_record(tmp_path):
+    path = tmp_path / 'r.jsonl'
+    record = {'space': 'A', 'index': 0, 'error': 0.9, 'train_loss': float('nan'),
+              'seconds': 1.0}
+    study.append_record(path, record)
+    assert '"train_loss": "NaN"' in path.read_text()
+    assert study.read_results(path) == [{**record, 'train_loss': 'NaN'}]
 
 
 def fake_records(errors_by_space):

@@ -5,6 +5,7 @@ import re
 import numpy as np
 import pytest
 
+from d2lsupport import records
 from d2lsupport import trainer as trainer_lib
 from d2lsupport.core import Budget, ProgressBoard, source_commit
 
@@ -112,13 +113,13 @@ def test_show_results_marks_incomplete_runs(tmp_path, monkeypatch, capsys):
     t.framework = 'jax'
     t.fit(Model(), CountingData())
     capsys.readouterr()
-    trainer_lib.show_results('Model', folder=str(tmp_path))
+    records.show_results('Model', folder=str(tmp_path))
     out = capsys.readouterr().out.splitlines()
     assert out[1].startswith('jax') and '1/5' in out[1] and '(incomplete run)' in out[1]
 
 
 def test_show_results_without_records(tmp_path, capsys):
-    trainer_lib.show_results('RegNetX32', folder=str(tmp_path))
+    records.show_results('RegNetX32', folder=str(tmp_path))
     assert 'no recorded runs' in capsys.readouterr().out
 
 
@@ -198,7 +199,7 @@ def test_show_results_gives_the_spread_of_the_last_epochs(tmp_path, monkeypatch,
               'machine': {'cores': 2, 'cpu': 'x86'},
               'history': [{'val_acc': a} for a in (0.5, 0.88, 0.91, 0.87, 0.9)]}
     (tmp_path / 'model.mxnet.json').write_text(json.dumps(record))
-    trainer_lib.show_results('Model', folder=str(tmp_path))
+    records.show_results('Model', folder=str(tmp_path))
     row = capsys.readouterr().out.splitlines()[1].split()
     assert row == ['mxnet', '5/5', '0.200', '0.900', '0.870-0.910', '10.0', '200', '2048']
 

@@ -3,18 +3,12 @@
 Needs d2lbook, whose formatting of code the cells are matched by: it runs in the docs
 environment (make test-page, make test-html) and is skipped elsewhere.
 """
-import importlib.util
-from pathlib import Path
-
 import nbformat
 import pytest
 
 pytest.importorskip('d2lbook')
 
-ROOT = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location('book', ROOT / 'tools' / 'book.py')
-book = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(book)
+from tools import book  # noqa: E402  (after the skip: it needs d2lbook's environment)
 
 # a reader's notebook: the tab magic, then cells of one tab, of every tab, of another tab
 READER = ['%load_ext d2lsupport.tab', '%%tab jax\nimport os, sys\nprint(1)',
