@@ -4,7 +4,11 @@
 #   make bench                 speed and memory of every framework (results/bench.json)
 # Both set up what is missing first.
 
-FRAMEWORKS := pytorch mxnet tensorflow jax
+# The frameworks, one `name:Title` each: the name as d2lsupport.core.MODULES has it,
+# the title as its Jupyter kernel shows it. A new framework is one entry here.
+FRAMEWORK_TITLES := pytorch:PyTorch mxnet:MXNet tensorflow:TensorFlow jax:JAX
+FRAMEWORKS := $(foreach fw,$(FRAMEWORK_TITLES),$(firstword $(subst :, ,$(fw))))
+title = $(word 2,$(subst :, ,$(filter $(1):%,$(FRAMEWORK_TITLES))))
 FRAMEWORK ?= pytorch
 ENVS_DIR ?= .venv
 PYTHON ?= python3
@@ -15,10 +19,6 @@ RECORDED := tests/notebooks
 FASHION_MNIST_MIRROR ?= $(abspath $(wildcard ../shared/data/fashion-mnist))
 export FASHION_MNIST_MIRROR
 
-name_pytorch := PyTorch
-name_mxnet := MXNet
-name_tensorflow := TensorFlow
-name_jax := JAX
 
 env_python = $(ENVS_DIR)/$(1)/bin/python
 stamp = $(ENVS_DIR)/$(1)/.installed
@@ -40,7 +40,7 @@ $(ENVS_DIR)/%/.installed: requirements/%.txt pyproject.toml
 	$(ENVS_DIR)/$*/bin/$(PIP_INSTALL) -r requirements/$*.txt
 	$(ENVS_DIR)/$*/bin/$(PIP_INSTALL) --no-deps -e .
 	$(ENVS_DIR)/$*/bin/python -m ipykernel install --sys-prefix --name cnn-design-$* \
-		--display-name "cnn-design ($(name_$*))" > /dev/null
+		--display-name "cnn-design ($(call title,$*))" > /dev/null
 	touch $@
 
 data: data-$(FRAMEWORK)
@@ -68,11 +68,15 @@ run: $(call stamp,$(FRAMEWORK)) data
 # last, as it shows what the four notebooks ran, and so the nbval runs come before the
 # last pytest run, which runs beside the page. (Were the environments prerequisites of
 # the same make run, make would start the jobs in another order.) Each job's output is
-# printed when it finishes.
+# printed when it finishes. The jobs of a framework that the measured order leaves
+# out (a new one) start before the docs tests and the page.
 SETUP_JOBS ?= 3
 TEST_JOBS ?= 2
-TEST_ORDER := pytest-jax pytest-pytorch nbval-jax pytest-tensorflow nbval-pytorch \
-	nbval-tensorflow nbval-mxnet pytest-docs pytest-mxnet test-page
+MEASURED_ORDER := pytest-jax pytest-pytorch nbval-jax pytest-tensorflow nbval-pytorch \
+	nbval-tensorflow nbval-mxnet
+UNMEASURED := $(filter-out $(MEASURED_ORDER) pytest-mxnet,\
+	$(foreach fw,$(FRAMEWORKS),pytest-$(fw) nbval-$(fw)))
+TEST_ORDER := $(MEASURED_ORDER) $(UNMEASURED) pytest-docs pytest-mxnet test-page
 test:
 	$(MAKE) --no-print-directory -j$(SETUP_JOBS) --output-sync=target \
 		$(addprefix data-,$(FRAMEWORKS)) $(docs_stamp) debian-browser

@@ -103,7 +103,7 @@ def cost_corrected(space):
 
 
 def by_bottleneck(b):
-    return 100 * np.median(study.errors_by_bottleneck(study_records())[b])
+    return 100 * np.median(study.errors_by_bottleneck_ratio(study_records())[b])
 
 
 @lru_cache
@@ -205,7 +205,7 @@ CLAIMS += [
     Claim('$b_i \\geq 1$', 'definition: a bottleneck ratio'),
     Claim('the multiplier $1 / b_i$', 'definition: bot_mul in the code'),
     Claim('With\n$b_i = 1$, as in RegNetX32, `bot_mul` is 1 too', 'design.REGNETX32',
-          holds=lambda: all(s.bottleneck == 1 for s in design.REGNETX32.stages)),
+          holds=lambda: all(s.bottleneck_ratio == 1 for s in design.REGNETX32.stages)),
     Claim('$1 + 4 \\times 4 = 17$ numbers', 'arithmetic', holds=lambda: 1 + 4 * 4 == 17),
     Claim('The paper counts 16, because it fixes the stem at 32\nchannels',
           f'{PAPER}, Sec. 3.2: 16 degrees of freedom, stem of 32 channels'),
@@ -303,9 +303,8 @@ CLAIMS += [
           value=lambda: f(study.cost_residuals(cost_records())[1], 2)),
     Claim('the networks with $b = 1$ have a median error of 13.6%, against 14.2% with $b = 4$',
           'study.comparisons (last line) on results/study-cost.jsonl',
-          value=lambda: ['1', f(100 * np.median(study.errors_by_bottleneck(cost_records())[1]), 1),
-                         f(100 * np.median(study.errors_by_bottleneck(cost_records())[4]), 1),
-                         '4']),
+          value=lambda: ['1', *(f(100 * np.median(study.errors_by_bottleneck_ratio(
+              cost_records())[b]), 1) for b in (1, 4)), '4']),
     Claim("the\nstudy's first 6 networks of every space, 36 in all, were trained again with four "
           "times\nthe budget, four epochs", 'results/study-long.jsonl',
           value=lambda: [f(len(long_records()) / len(design.SPACES)), f(len(long_records()))],
@@ -448,7 +447,7 @@ CLAIMS += [
                          f'{same_in_every_framework("RegNetY32"):,}',
                          f(100 * (same_in_every_framework('RegNetY32') /
                                   same_in_every_framework('RegNetX32') - 1))],
-          holds=lambda: design.complexity(design.REGNETX32, image_size=96, se_ratio=0.25)[
+          holds=lambda: design.complexity(design.REGNETY32, image_size=96)[
               'flops'] < 1.01 * design.complexity(design.REGNETX32, image_size=96)['flops']),
 ]
 

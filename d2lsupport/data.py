@@ -92,10 +92,14 @@ def _source_url(name, mirror):
         return mirror.rstrip('/') + '/' + name
     if mirror.startswith('file://'):
         folder = Path(urllib.request.url2pathname(urlparse(mirror).path))
+    elif '://' in mirror:
+        raise DataError(f'mirror {mirror} is neither a folder nor an http(s):// or file:// '
+                        f'URL; {MIRROR_HINT}')
     else:
         folder = Path(mirror).expanduser()
     if not folder.is_dir():
-        raise DataError(f'mirror folder {folder} does not exist; {MIRROR_HINT}')
+        problem = 'is not a folder' if folder.exists() else 'does not exist'
+        raise DataError(f'mirror folder {folder} {problem}; {MIRROR_HINT}')
     if not (folder / name).is_file():
         raise DataError(f'mirror folder {folder} has no {name}; copy the four '
                         'Fashion-MNIST files there or point the mirror elsewhere')
@@ -285,14 +289,13 @@ class FashionMNISTBase(HyperParameters):
 
     def __init__(self, batch_size=64, resize=(28, 28), root=None, seed=0,
                  num_train=None, num_val=None):
-        owner = 'FashionMNIST'
-        batch_size = checks.positive_int(owner, 'batch_size', batch_size)
-        resize = checks.image_size(owner, 'resize', resize)
-        root = checks.optional_path(owner, 'root', root)
+        batch_size = checks.positive_int('FashionMNIST', 'batch_size', batch_size)
+        resize = checks.image_size('FashionMNIST', 'resize', resize)
+        root = checks.optional_path('FashionMNIST', 'root', root)
         if seed is not None:
-            seed = checks.positive_int(owner, 'seed', seed, minimum=0)
-        num_train = at_most(owner, 'num_train', num_train, NUM_TRAIN, 'training')
-        num_val = at_most(owner, 'num_val', num_val, NUM_VAL, 'test')
+            seed = checks.positive_int('FashionMNIST', 'seed', seed, minimum=0)
+        num_train = at_most('FashionMNIST', 'num_train', num_train, NUM_TRAIN, 'training')
+        num_val = at_most('FashionMNIST', 'num_val', num_val, NUM_VAL, 'test')
         self.save_hyperparameters()
         self.train = tuple(a[:num_train] for a in load_resized(True, resize, root))
         self.val = tuple(a[:num_val] for a in load_resized(False, resize, root))

@@ -532,6 +532,9 @@ def sample_config(space, rng):
     """A random network of design space `space` (one of SPACES), drawn with
     the numpy Generator `rng`; draws outside the space are resampled."""
     spec = design_space(space)
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f'rng must be a numpy Generator, such as np.random.default_rng(0), '
+                         f'got {rng!r}')
     while True:
         config = draw_network(spec, rng)
         if config is not None:
@@ -544,6 +547,9 @@ def sample_at_cost(space, rng, mflops, tolerance=0.1, image_size=28, max_draws=1
     paper compares spaces within one complexity regime. Returns (config, draws):
     how many networks of the space were drawn to find it."""
     name = space_name(space)
+    checks.number('sample_at_cost', 'mflops', mflops, above=0)
+    checks.number('sample_at_cost', 'tolerance', tolerance, above=0)
+    checks.positive_int('sample_at_cost', 'max_draws', max_draws)
     for draws in range(1, max_draws + 1):
         config = sample_config(space, rng)
         flops = complexity(config, image_size=image_size)['flops']

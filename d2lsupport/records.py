@@ -115,7 +115,7 @@ def read_json_lines(path):
             records.append(json.loads(line))
         except ValueError:
             raise RecordError(f'{path}, line {line_number}: not a JSON record; delete '
-                              'that line to go on') from None
+                              'that line, or choose another file') from None
     return records
 
 

@@ -18,11 +18,10 @@ model 0 of every space, then model 1, ..., so a partial study has about
 equal samples per space.
 
 **Study budget** (`StudyBudget`: how each sampled network is trained; not
-`core.Budget`, the switch that shrinks the notebooks' training for tests).
-A cheap proxy for full training, which the paper's second assumption allows
-and `rank_agreement` tests: by default one
-epoch on all 60,000 training images at their native 28 x 28, in minibatches
-of 128, trained with the framework's Trainer and the default `Recipe` (SGD
+`core.Budget`, the switch that shrinks the notebooks' training for the
+tests). A cheap proxy for full training, which the paper's second
+assumption allows and `rank_agreement` tests: by default one epoch on all
+60,000 training images at their native 28 x 28, in minibatches of 128, trained with the framework's Trainer and the default `Recipe` (SGD
 with Nesterov momentum 0.9, weight decay 5e-5, the learning rate decaying
 from 0.1 to 0 along a cosine), then the error on all 10,000 test images. The
 design spaces of `design` are sized for 28 px: three stages leave 2 x 2 maps.
@@ -47,7 +46,6 @@ d2lsupport, the framework and the Fashion-MNIST files (see `d2lsupport.data`).
 """
 import dataclasses
 import multiprocessing
-import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -85,7 +83,8 @@ def checked(check, *args, **kwargs):
 @dataclasses.dataclass(frozen=True)
 class StudyBudget:
     """How each sampled network of a study is trained and evaluated (see the
-    module doc); `core.Budget` is another thing, the tests' small budget.
+    module doc); not `core.Budget`, which shrinks the notebooks' training for
+    the tests.
 
     `train_size` and `val_size` keep the first images of the training and
     test sets (all by default; fewer for quick tests).
@@ -267,7 +266,8 @@ def connect(address):
         return Client(address, timeout=CONNECT_TIMEOUT)
     except (OSError, TimeoutError, ValueError, TypeError) as e:
         raise StudyError(f'cannot reach the Dask scheduler at {address!r} '
-                         f'({" ".join(str(e).split()) or type(e).__name__})') from None
+                         f'({" ".join(str(e).split()) or type(e).__name__}); check that it '
+                         'runs there, at an address such as tcp://HOST:8786') from None
 
 
 def run_cluster(tasks, budget, framework, address, threads):

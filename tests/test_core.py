@@ -88,3 +88,11 @@ def test_physical_cores_counts_hyperthreads_once(tmp_path, monkeypatch):
     monkeypatch.setattr(core.os, 'sched_getaffinity', lambda pid: {0, 2}, raising=False)
     assert core.physical_cores(str(tmp_path)) == 1       # two threads of one core
     assert core.physical_cores(str(tmp_path / 'missing')) == 2   # no topology: CPUs
+
+
+def test_cpu_count_is_what_the_process_may_use(monkeypatch):
+    monkeypatch.setattr(core.os, 'sched_getaffinity', lambda pid: {1, 3, 5}, raising=False)
+    assert core.cpu_count() == 3
+    monkeypatch.delattr(core.os, 'sched_getaffinity', raising=False)
+    monkeypatch.setattr(core.os, 'cpu_count', lambda: 6)
+    assert core.cpu_count() == 6

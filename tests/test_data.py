@@ -362,3 +362,42 @@ def test_shuffling_covers_every_example(root):
     same_seed = data.FashionMNISTBase(batch_size=1000, root=root)
     same_seed.train = fm.train
     np.testing.assert_array_equal(next(same_seed.batches(True))[1], first[:1000])
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(batch_size=0), 'batch_size must be a positive integer, got 0'),
+    (dict(batch_size='64'), "batch_size must be a positive integer, got '64'"),
+    (dict(resize=(0, 28)), 'resize must be a positive integer, got 0'),
+    (dict(resize=(96,)), r'resize must be a \(height, width\) pair'),
+    (dict(num_train=0), 'num_train must be a positive integer, got 0'),
+    (dict(num_train=60_001), 'num_train must be at most 60,000 .the training images.'),
+    (dict(num_val=2.5), 'num_val must be a positive integer, got 2.5'),
+    (dict(num_val=10_001), 'num_val must be at most 10,000 .the test images.'),
+    (dict(seed=-1), 'seed must be an integer >= 0, got -1'),
+    (dict(root=5), 'root must be a path .* or None, got 5')])
+def test_bad_arguments_fail_before_any_file_is_read(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=f'^FashionMNIST: {message}'):
+        data.FashionMNISTBase(**{'root': tmp_path / 'unused', **kwargs})
+    assert not (tmp_path / 'unused').exists()
+
+
+@pytest.mark.parametrize('args, code, message', [
+    (['--root', '{tmp}/file'], 1, 'cannot create the data folder {tmp}/file (File exists); '
+                                  'set D2L_DATA_DIR (or pass --root) to a writable folder'),
+    (['--root', '{tmp}/root', '--mirror', '{tmp}/nowhere'], 1,
+     'mirror folder {tmp}/nowhere does not exist; set FASHION_MNIST_MIRROR'),
+    (['--root', '{tmp}/root', '--mirror', '{tmp}/file'], 1, 'mirror folder {tmp}/file is not a '
+                                                              'folder'),
+    (['--root', '{tmp}/root', '--mirror', 'ftp://host/'], 1, 'mirror ftp://host/ is neither a '
+                                                            'folder nor an http(s)://'),
+    (['--mirror'], 2, 'argument --mirror: expected one argument'),
+    (['--roots', '{tmp}'], 2, 'unrecognized arguments: --roots')])
+def test_cli_bad_arguments_are_one_line(tmp_path, capsys, args, code, message):
+    (tmp_path / 'file').write_text('not a folder')
+    try:
+        found = data.main([a.format(tmp=tmp_path) for a in args])
+    except SystemExit as exit:   # the parser's errors
+        found = exit.code
+    captured = capsys.readouterr()
+    assert found == code and captured.out == '' and captured.err.count('\n') == 1
+    assert message.format(tmp=tmp_path) in captured.err

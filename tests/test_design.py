@@ -197,9 +197,16 @@ def test_log_uniform_covers_range():
     assert draws.count(8) > draws.count(128)
 
 
-def test_unknown_space():
-    with pytest.raises(ValueError):
-        sample_config('F', np.random.default_rng(0))
+@pytest.mark.parametrize('call, message', [
+    (lambda: sample_config('F', np.random.default_rng(0)), "unknown design space 'F'"),
+    (lambda: sample_config('A', 0), 'rng must be a numpy Generator'),
+    (lambda: design.sample_at_cost('A', np.random.default_rng(0), -1),
+     'sample_at_cost: mflops must be a finite number > 0, got -1'),
+    (lambda: design.sample_at_cost('A', np.random.default_rng(0), 0.5, tolerance=0),
+     'sample_at_cost: tolerance must be a finite number > 0, got 0')])
+def test_bad_sampling_arguments_are_an_error(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
 
 
 # ---------------------------------------------------------------------- EDFs

@@ -21,10 +21,10 @@ from conftest import ROOT
 
 pytestmark = pytest.mark.skipif(shutil.which('make') is None, reason='make is not installed')
 
-RECORDER = f"""#!{sys.executable}
+RECORDER = """#!{python}
 import json, os, sys
 env = {{k: v for k, v in os.environ.items() if k.startswith(('D2L_', 'CNN_DESIGN_'))}}
-with open(os.environ['FAKE_PYTHON_LOG'], 'a') as log:
+with open({log!r}, 'a') as log:
     log.write(json.dumps({{'python': sys.argv[0], 'args': sys.argv[1:],
                           'cwd': os.getcwd(), 'env': env}}) + '\\n')
 """
@@ -44,14 +44,14 @@ def make(tmp_path):
     environments; returns the calls of their interpreters, in the order they began."""
     envs, log = tmp_path / 'envs', tmp_path / 'calls.jsonl'
     for env in (*FRAMEWORKS, 'docs'):
-        executable(envs / env / 'bin' / 'python', RECORDER)
+        executable(envs / env / 'bin' / 'python', RECORDER.format(python=sys.executable,
+                                                                  log=str(log)))
         (envs / env / '.installed').touch()   # newer than the lock files
     for command in DEBIAN_COMMANDS:
         executable(tmp_path / 'bin' / command, '#!/bin/sh\n')
     environ = {k: v for k, v in os.environ.items()
                if not k.startswith(('MAKE', 'MFLAGS', 'D2L_', 'CNN_DESIGN_'))}
-    environ.update(FAKE_PYTHON_LOG=str(log),
-                   PATH=f'{tmp_path / "bin"}{os.pathsep}{environ["PATH"]}')
+    environ['PATH'] = f'{tmp_path / "bin"}{os.pathsep}{environ["PATH"]}'
 
     def run(*arguments):
         subprocess.run(['make', '--no-print-directory', f'ENVS_DIR={envs}', *arguments],
@@ -158,3 +158,23 @@ def test_make_bench_measures_every_framework_then_reports(make):
     assert report.args[2] == 'report' and report.path('--out') == ROOT / 'results' / 'bench.json'
     # the report merges every file the measurements wrote
     assert {c.path('--out') for c in calls[:-1]} <= report.paths()
+
+
+def make_variables(*arguments):
+    """The values of make's variables after reading the Makefile with `arguments`."""
+    out = subprocess.run(['make', '--no-print-directory', '-pnq', *arguments, 'nothing'],
+                         cwd=ROOT, capture_output=True, text=True).stdout
+    return dict(line.split(' := ', 1) for line in out.splitlines()
+                if ' := ' in line and not line.startswith('#'))
+
+
+def test_the_makefile_knows_the_frameworks_of_the_registry():
+    assert sorted(make_variables()['FRAMEWORKS'].split()) == sorted(FRAMEWORKS)
+
+
+def test_a_new_framework_is_one_makefile_entry_and_tested_before_the_page():
+    titles = make_variables()['FRAMEWORK_TITLES']
+    order = make_variables(f'FRAMEWORK_TITLES={titles} paddle:Paddle')['TEST_ORDER'].split()
+    assert {'pytest-paddle', 'nbval-paddle'} <= set(order)
+    assert order.index('nbval-paddle') < order.index('test-page')
+    assert len(order) == len(set(order)) == 2 * (len(FRAMEWORKS) + 1) + 2

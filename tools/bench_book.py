@@ -43,7 +43,11 @@ import warnings
 
 import numpy as np
 
-STEM, STAGES, CLASSES = 32, ((4, 32, 16, 1), (6, 80, 16, 1)), 10
+from d2lsupport.design import REGNETX32, anynet_arguments
+
+# RegNetX32 as the book's tabs describe a network: (depth, width, group width, bot_mul)
+STEM, STAGES, CLASSES = (anynet_arguments(REGNETX32)[key]
+                         for key in ('stem_width', 'arch', 'num_classes'))
 WORKERS = 4   # the book's d2l.get_dataloader_workers() on Linux
 
 

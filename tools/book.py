@@ -485,7 +485,7 @@ def html(cfg, envs_dir):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m tools.book', description=__doc__.split('\n')[0])
     parser.add_argument('steps', nargs='*', metavar='step',
                         help=f'steps to run, of {", ".join(STEPS)} (default: all)')
     parser.add_argument('--full', action='store_true',

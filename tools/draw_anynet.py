@@ -222,7 +222,8 @@ def blocks_panel():
 def main(argv=None):
     default = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "img", "anynet.svg")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.draw_anynet",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=default, help="the SVG file to write "
                         "(default: img/anynet.svg)")
     path = parser.parse_args(argv).out

@@ -76,7 +76,8 @@ def follow(path, stop, out=sys.stderr, interval=0.5):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog='python -m tools.run_notebook',
+                                     description=__doc__.splitlines()[0])
     parser.add_argument('source', type=Path, help='the notebook to execute')
     parser.add_argument('dest', type=Path, help='where to write the executed notebook')
     parser.add_argument('--framework', choices=FRAMEWORKS,
