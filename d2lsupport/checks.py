@@ -111,8 +111,10 @@ def grouped_bottleneck(num_channels, group_width, bot_mul):
     return bot_channels
 
 
-def resnext_block(num_channels, group_width, bot_mul, strides, se_ratio):
-    """A ResNeXt block's arguments checked: (bottleneck channels, stride as an int)."""
+def resnext_arguments(num_channels, group_width, bot_mul, strides, se_ratio):
+    """The chapter's ResNeXt block's arguments checked (a one-line ValueError
+    naming a bad one): returns its bottleneck channels, which must split into
+    groups of `group_width`, and its stride as one int."""
     owner = 'ResNeXtBlock'
     positive_int(owner, 'num_channels', num_channels)
     positive_int(owner, 'group_width', group_width)

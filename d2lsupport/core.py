@@ -13,12 +13,14 @@ FRAMEWORKS = tuple(MODULES)
 # (`LAYOUT`, `try_layer` and `weights` are there for the tests and tools), and each
 # module's documented extras; tests/test_frameworks.py checks that every module
 # exports exactly these.
-CHAPTER_CLASSES = ('AnyNet', 'RegNetX32', 'RegNetY32')
+CHAPTER_CLASSES = ('ResNeXtBlock', 'AnyNet', 'RegNetX32', 'RegNetY32')
 PUBLIC_NAMES = ('add_to_class', 'HyperParameters', 'ProgressBoard', 'DataModule', 'Module',
-                'Classifier', 'FashionMNIST', 'Trainer', 'Recipe', 'ResNeXtBlock',
-                'SqueezeExcitation', *CHAPTER_CLASSES, 'anynet', 'param_count', 'cpu', 'gpu',
+                'Classifier', 'FashionMNIST', 'Trainer', 'Recipe', 'SqueezeExcitation',
+                'resnext_arguments', *CHAPTER_CLASSES, 'anynet', 'param_count', 'cpu', 'gpu',
                 'num_gpus', 'try_gpu', 'LAYOUT', 'try_layer', 'weights')
-EXTRAS = {'pytorch': ('init_cnn',), 'tensorflow': ('FusedBatchNorm', 'SplitGroupConv2D')}
+# the layers that compute a piece of the chapter's block in a faster form on a CPU
+EXTRAS = {'pytorch': ('init_cnn',), 'tensorflow': ('FusedBatchNorm', 'SplitGroupConv2D'),
+          'jax': ('Conv1x1', 'GroupedConv3x3')}
 
 
 def public_names(framework):

@@ -15,6 +15,7 @@ from flax import linen as nn
 from flax import serialization
 
 from . import checks
+from .checks import resnext_arguments
 from .core import (DataModule, HyperParameters, ProgressBoard, add_to_class, chapter_access,
                    print_layer_table, public_names)
 from .data import FashionMNISTBase
@@ -111,15 +112,7 @@ class FashionMNIST(FashionMNISTBase, DataModule):
             yield jnp.asarray(X[..., None]), jnp.asarray(y)
 
 
-def _conv(num_channels, kernel_size=1, strides=1, padding=0):
-    """A convolution with a bias, Xavier-uniform weights and zero biases."""
-    if kernel_size == 1 and padding == 0:
-        return _Conv1x1(num_channels, strides)
-    return nn.Conv(num_channels, (kernel_size, kernel_size), strides=strides,
-                   padding=padding, kernel_init=_xavier)
-
-
-class _Conv1x1(nn.Module):
+class Conv1x1(nn.Module):
     """A 1x1 convolution run as a matrix product over the channels.
 
     Kernel (1, 1, c_in, c_out), Xavier fans and bias are those of ``nn.Conv``;
@@ -138,12 +131,7 @@ class _Conv1x1(nn.Module):
         return Y.reshape(X.shape[:-1] + (self.num_channels,)) + bias
 
 
-def _batch_norm(training):
-    """Batch normalization with PyTorch's defaults (running-average momentum 0.1)."""
-    return nn.BatchNorm(use_running_average=not training, momentum=0.9, epsilon=1e-5)
-
-
-class _GroupedConv3x3(nn.Module):
+class GroupedConv3x3(nn.Module):
     """A 3x3 convolution (padding 1) whose channels form groups of `group_width`.
 
     Its kernel (3, 3, group_width, num_channels), bias and Xavier fans are
@@ -183,50 +171,11 @@ class SqueezeExcitation(nn.Module):
     @nn.compact
     def __call__(self, Y, X):
         S = Y.mean(axis=(1, 2), keepdims=True)
-        S = nn.relu(_conv(se_width(self.se_ratio, X.shape[-1]))(S))
-        return Y * nn.sigmoid(_conv(Y.shape[-1])(S))
+        S = nn.relu(Conv1x1(se_width(self.se_ratio, X.shape[-1]))(S))
+        return Y * nn.sigmoid(Conv1x1(Y.shape[-1])(S))
 
 
-class ResNeXtBlock(nn.Module):
-    """Bottleneck residual block with a grouped 3x3 convolution.
-
-    `group_width` is the channels per group, so the 3x3 convolution has
-    ``bot_channels // group_width`` groups; see `_GroupedConv3x3` for how it runs.
-
-    With ``se_ratio > 0`` (RegNetY) a squeeze-and-excitation unit follows the
-    grouped convolution; it squeezes to ``round(se_ratio * c_in)`` channels,
-    c_in being the width of the block input.
-    """
-    num_channels: int
-    group_width: int
-    bot_mul: float
-    use_1x1conv: bool = False
-    strides: int = 1
-    se_ratio: float = 0.0
-    training: bool = True
-
-    def __post_init__(self):
-        checks.resnext_block(self.num_channels, self.group_width, self.bot_mul, self.strides,
-                             self.se_ratio)
-        super().__post_init__()
-
-    @nn.compact
-    def __call__(self, X):
-        bot_channels, strides = checks.resnext_block(self.num_channels, self.group_width,
-                                                     self.bot_mul, self.strides, self.se_ratio)
-        Y = nn.relu(_batch_norm(self.training)(_conv(bot_channels)(X)))
-        Y = _GroupedConv3x3(bot_channels, self.group_width, strides)(Y)
-        Y = nn.relu(_batch_norm(self.training)(Y))
-        if self.se_ratio:
-            Y = SqueezeExcitation(self.se_ratio)(Y, X)
-        Y = _batch_norm(self.training)(_conv(self.num_channels)(Y))
-        if self.use_1x1conv:
-            X = _conv(self.num_channels, strides=strides)(X)
-            X = _batch_norm(self.training)(X)
-        return nn.relu(Y + X)
-
-
-# AnyNet, RegNetX32 and RegNetY32 are the chapter's, from d2lsupport/chapter/.
+# ResNeXtBlock, AnyNet, RegNetX32 and RegNetY32 are the chapter's, from d2lsupport/chapter/.
 __getattr__, anynet = chapter_access(__name__)
 
 

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from . import checks
+from .checks import resnext_arguments
 from .core import (DataModule, HyperParameters, ProgressBoard, add_to_class, chapter_access,
                    physical_cores, print_layer_table, public_names)
 
@@ -152,53 +153,7 @@ class SqueezeExcitation(nn.HybridBlock):
         return Y * F.npx.sigmoid(S)
 
 
-def _relu(F, X):
-    """ReLU through MXNet's Activation operator (oneDNN), faster on a CPU than
-    ``npx.relu`` (BENCHMARKS.md, "Formulations measured")."""
-    return F.npx.activation(X, act_type='relu')
-
-
-class ResNeXtBlock(nn.HybridBlock):
-    """Bottleneck residual block with a grouped 3x3 convolution.
-
-    `group_width` is the channels per group, so the 3x3 convolution has
-    ``bot_channels // group_width`` groups. MXNet's native grouped Conv2D
-    (oneDNN) is the fastest formulation measured on a CPU (BENCHMARKS.md,
-    "Formulations measured"). With ``se_ratio > 0``
-    (RegNetY) a squeeze-and-excitation unit follows the grouped convolution;
-    it squeezes to ``round(se_ratio * c_in)`` channels, c_in being the width
-    of the block input, read at the first call.
-    """
-
-    def __init__(self, num_channels, group_width, bot_mul, use_1x1conv=False, strides=1,
-                 se_ratio=0.0):
-        super().__init__()
-        bot_channels, strides = checks.resnext_block(num_channels, group_width, bot_mul, strides,
-                                                     se_ratio)
-        self.conv1 = nn.Conv2D(bot_channels, kernel_size=1)
-        self.conv2 = nn.Conv2D(bot_channels, kernel_size=3, strides=strides,
-                               padding=1, groups=bot_channels // group_width)
-        self.conv3 = nn.Conv2D(num_channels, kernel_size=1)
-        self.bn1, self.bn2, self.bn3 = nn.BatchNorm(), nn.BatchNorm(), nn.BatchNorm()
-        self.se = SqueezeExcitation(se_ratio) if se_ratio else None
-        if use_1x1conv:
-            self.conv4 = nn.Conv2D(num_channels, kernel_size=1, strides=strides)
-            self.bn4 = nn.BatchNorm()
-        else:
-            self.conv4 = None
-
-    def hybrid_forward(self, F, X):
-        Y = _relu(F, self.bn1(self.conv1(X)))
-        Y = _relu(F, self.bn2(self.conv2(Y)))
-        if self.se is not None:
-            Y = self.se(Y, X)
-        Y = self.bn3(self.conv3(Y))
-        if self.conv4 is not None:
-            X = self.bn4(self.conv4(X))
-        return _relu(F, Y + X)
-
-
-# AnyNet, RegNetX32 and RegNetY32 are the chapter's, from d2lsupport/chapter/.
+# ResNeXtBlock, AnyNet, RegNetX32 and RegNetY32 are the chapter's, from d2lsupport/chapter/.
 __getattr__, anynet = chapter_access(__name__)
 
 

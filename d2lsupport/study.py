@@ -45,7 +45,9 @@ cluster (``pip install d2lsupport[cluster]``); every worker needs
 d2lsupport, the framework and the Fashion-MNIST files (see `d2lsupport.data`).
 """
 import dataclasses
+import importlib.util
 import multiprocessing
+import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -55,7 +57,8 @@ import numpy as np
 from tqdm import tqdm
 
 from . import checks, cli, design
-from .core import FRAMEWORKS, cpu_count, framework_module, limit_threads, source_commit
+from .core import (FRAMEWORKS, MODULES, cpu_count, framework_module, limit_threads,
+                   source_commit)
 from .data import NUM_TRAIN, NUM_VAL, DataError
 from .records import (STUDY_COST_FILE, STUDY_FILE, STUDY_LONG_FILE, RecordError,
                       append_json_line, drop_incomplete_line, number, read_json_lines)
@@ -297,6 +300,9 @@ def run_study(out, spaces=design.SPACES, n=32, seed=0, budget=StudyBudget(), cos
     done = finished_models(read_results(out), tasks, seed, budget, framework, cost)
     remaining = [t for t in tasks if (t['space'], t['index']) not in done]
     todo = remaining[:limit]
+    if todo and not cluster and importlib.util.find_spec(MODULES[framework]) is None:
+        raise StudyError(f'{framework} is not installed here; run the study with the Python '
+                         f'of its environment (.venv/{framework}/bin/python)')
     if cluster:
         records = run_cluster(todo, budget, framework, cluster, threads)
     else:
@@ -328,8 +334,10 @@ def check_run(out, budget, framework, workers, threads, limit):
 
 def check_out(out):
     """The results or figure file `out` must be a file name in an existing folder."""
-    path = Path(checked(checks.optional_path, 'study', 'out', out) or '')
-    if not path.name or path.is_dir():
+    if not isinstance(out, (str, os.PathLike)) or not os.fspath(out):
+        raise StudyError(f'study: out must name a file (a str or pathlib.Path), got {out!r}')
+    path = Path(out)
+    if path.is_dir():
         raise StudyError(f'--out {out} is a folder; name a file in it')
     if not path.absolute().parent.is_dir():
         raise StudyError(f'--out {out}: the folder {path.absolute().parent} does not exist; '

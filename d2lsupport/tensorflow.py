@@ -8,6 +8,7 @@ import random
 import tensorflow as tf
 
 from . import checks
+from .checks import resnext_arguments
 from .core import (DataModule, HyperParameters, ProgressBoard, add_to_class, chapter_access,
                    print_layer_table, public_names)
 from .data import FashionMNISTBase
@@ -156,50 +157,7 @@ class SqueezeExcitation(tf.keras.layers.Layer):
         return Y * self.expand(self.reduce(tf.reduce_mean(Y, axis=(1, 2), keepdims=True)))
 
 
-class ResNeXtBlock(tf.keras.layers.Layer):
-    """Bottleneck residual block with a grouped 3x3 convolution.
-
-    `group_width` is the channels per group, so the 3x3 convolution has
-    ``bot_channels // group_width`` groups. It is a `SplitGroupConv2D`, one
-    convolution per group: on a CPU, Keras's native ``Conv2D(groups=...)`` is
-    much slower (BENCHMARKS.md, "Formulations measured"). With
-    ``se_ratio > 0`` (RegNetY) a squeeze-and-excitation unit follows the
-    grouped convolution; it squeezes to ``round(se_ratio * c_in)`` channels,
-    c_in being the width of the block input.
-    """
-
-    def __init__(self, num_channels, group_width, bot_mul, use_1x1conv=False, strides=1,
-                 se_ratio=0.0):
-        super().__init__()
-        self.bot_channels, strides = checks.resnext_block(num_channels, group_width, bot_mul,
-                                                          strides, se_ratio)
-        self.se = SqueezeExcitation(se_ratio) if se_ratio else None
-        self.conv1 = tf.keras.layers.Conv2D(self.bot_channels, 1)
-        # Pad 1 pixel on every side as the other frameworks do; Keras's 'same'
-        # would pad only bottom and right for stride 2 and shift the samples.
-        self.pad = tf.keras.layers.ZeroPadding2D(1)
-        self.conv2 = SplitGroupConv2D(self.bot_channels, 3, strides=strides,
-                                      groups=self.bot_channels // group_width)
-        self.conv3 = tf.keras.layers.Conv2D(num_channels, 1)
-        self.bn1, self.bn2, self.bn3 = FusedBatchNorm(), FusedBatchNorm(), FusedBatchNorm()
-        if use_1x1conv:
-            self.conv4 = tf.keras.layers.Conv2D(num_channels, 1, strides=strides)
-            self.bn4 = FusedBatchNorm()
-        else:
-            self.conv4 = None
-
-    def call(self, X):
-        Y = tf.nn.relu(self.bn1(self.conv1(X)))
-        Y = tf.nn.relu(self.bn2(self.conv2(self.pad(Y))))
-        if self.se is not None:
-            Y = self.se(Y, X)
-        Y = self.bn3(self.conv3(Y))
-        if self.conv4 is not None:
-            X = self.bn4(self.conv4(X))
-        return tf.nn.relu(Y + X)
-
-
-# AnyNet, RegNetX32 and RegNetY32 are the chapter's, from d2lsupport/chapter/.
+# ResNeXtBlock, AnyNet, RegNetX32 and RegNetY32 are the chapter's, from d2lsupport/chapter/.
 __getattr__, anynet = chapter_access(__name__)
 
 

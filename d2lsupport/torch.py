@@ -11,6 +11,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import checks
+from .checks import resnext_arguments
 from .core import (DataModule, HyperParameters, ProgressBoard, add_to_class, chapter_access,
                    print_layer_table, public_names)
 from .data import FashionMNISTBase
@@ -160,47 +161,7 @@ class SqueezeExcitation(nn.modules.lazy.LazyModuleMixin, nn.Module):
         return Y * torch.sigmoid(F.conv2d(S, self.weight2, self.bias2))
 
 
-class ResNeXtBlock(nn.Module):
-    """Bottleneck residual block with a grouped 3x3 convolution.
-
-    `group_width` is the channels per group, so the 3x3 convolution has
-    ``bot_channels // group_width`` groups. PyTorch's native grouped convolution
-    is the fastest formulation measured on a CPU here (with channels-last
-    memory format, which the Trainer switches on). With ``se_ratio > 0``
-    (RegNetY) a squeeze-and-excitation unit follows the grouped convolution;
-    it squeezes to ``round(se_ratio * c_in)`` channels, c_in being the width
-    of the block input, which the lazy unit reads at the first call.
-    """
-
-    def __init__(self, num_channels, group_width, bot_mul, use_1x1conv=False, strides=1,
-                 se_ratio=0.0):
-        super().__init__()
-        bot_channels, strides = checks.resnext_block(num_channels, group_width, bot_mul, strides,
-                                                     se_ratio)
-        self.conv1 = nn.LazyConv2d(bot_channels, kernel_size=1)
-        self.conv2 = nn.LazyConv2d(bot_channels, kernel_size=3, stride=strides,
-                                   padding=1, groups=bot_channels // group_width)
-        self.conv3 = nn.LazyConv2d(num_channels, kernel_size=1)
-        self.bn1, self.bn2, self.bn3 = (nn.LazyBatchNorm2d() for _ in range(3))
-        self.se = SqueezeExcitation(se_ratio) if se_ratio else None
-        if use_1x1conv:
-            self.conv4 = nn.LazyConv2d(num_channels, kernel_size=1, stride=strides)
-            self.bn4 = nn.LazyBatchNorm2d()
-        else:
-            self.conv4 = None
-
-    def forward(self, X):
-        Y = F.relu(self.bn1(self.conv1(X)))
-        Y = F.relu(self.bn2(self.conv2(Y)))
-        if self.se is not None:
-            Y = self.se(Y, X)
-        Y = self.bn3(self.conv3(Y))
-        if self.conv4 is not None:
-            X = self.bn4(self.conv4(X))
-        return F.relu(Y + X)
-
-
-# AnyNet, RegNetX32 and RegNetY32 are the chapter's, from d2lsupport/chapter/.
+# ResNeXtBlock, AnyNet, RegNetX32 and RegNetY32 are the chapter's, from d2lsupport/chapter/.
 __getattr__, anynet = chapter_access(__name__)
 
 

@@ -63,7 +63,7 @@ def test_jax_1x1_convolution_is_flax_conv(framework, d2l, strides):
     import jax
     from flax import linen as nn
     X = jax.random.normal(jax.random.PRNGKey(0), (2, 6, 6, 5))
-    ours = d2l._conv(7, strides=strides)
+    ours = d2l.Conv1x1(7, strides=strides)
     variables = ours.init(jax.random.PRNGKey(1), X)
     variables = jax.tree_util.tree_map(lambda v: v + 0.1, variables)   # a nonzero bias
     flax_conv = nn.Conv(7, (1, 1), strides=strides, padding=0)
@@ -114,7 +114,7 @@ def test_jax_grouped_conv_is_the_feature_group_convolution(framework, d2l, strid
     import jax
     from flax import linen as nn
     X = jax.random.normal(jax.random.PRNGKey(0), (2, 7, 7, 8))
-    ours = d2l._GroupedConv3x3(8, group_width=2, strides=strides)
+    ours = d2l.GroupedConv3x3(8, group_width=2, strides=strides)
     variables = ours.init(jax.random.PRNGKey(1), X)
     variables = jax.tree_util.tree_map(lambda v: v + 0.1, variables)   # a nonzero bias
     native = nn.Conv(8, (3, 3), strides=strides, padding=1, feature_group_count=4)

@@ -181,6 +181,14 @@ def test_bad_run_settings_are_a_one_line_error_and_run_nothing(tmp_path, capsys,
     assert err.count('\n') == 1 and not out.exists()
 
 
+def test_a_framework_missing_here_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(study.MODULES, 'jax', 'no_such_framework_module')
+    code, err = run_main(['run', '--out', str(tmp_path / 'r.jsonl'), '--framework', 'jax'],
+                         capsys)
+    assert code == 1 and err == ('error: jax is not installed here; run the study with the '
+                                 'Python of its environment (.venv/jax/bin/python)\n')
+
+
 @pytest.mark.parametrize('content, out, message', [
     (None, 'edf.svg', 'no results file {tmp}/r.jsonl; train a study into it'),
     ('{"space": "A"\n', 'edf.svg', '{tmp}/r.jsonl, line 1: not a JSON record; delete that'),

@@ -9,6 +9,39 @@ from d2lsupport import jax as d2l
 from flax import linen as nn
 
 
+class ResNeXtBlock(nn.Module):
+    num_channels: int
+    group_width: int
+    bot_mul: float
+    use_1x1conv: bool = False
+    strides: int = 1
+    se_ratio: float = 0.0
+    training: bool = True
+
+    def __post_init__(self):  # check the arguments when the block is made
+        d2l.resnext_arguments(self.num_channels, self.group_width, self.bot_mul,
+                              self.strides, self.se_ratio)
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, X):
+        bot_channels, strides = d2l.resnext_arguments(
+            self.num_channels, self.group_width, self.bot_mul, self.strides,
+            self.se_ratio)
+        Y = d2l.Conv1x1(bot_channels)(X)
+        Y = nn.relu(nn.BatchNorm(not self.training, momentum=0.9)(Y))
+        Y = d2l.GroupedConv3x3(bot_channels, self.group_width, strides)(Y)
+        Y = nn.relu(nn.BatchNorm(not self.training, momentum=0.9)(Y))
+        if self.se_ratio:
+            Y = d2l.SqueezeExcitation(self.se_ratio)(Y, X)
+        Y = d2l.Conv1x1(self.num_channels)(Y)
+        Y = nn.BatchNorm(not self.training, momentum=0.9)(Y)
+        if self.use_1x1conv:
+            X = d2l.Conv1x1(self.num_channels, strides)(X)
+            X = nn.BatchNorm(not self.training, momentum=0.9)(X)
+        return nn.relu(Y + X)
+
+
 class AnyNet(d2l.Classifier):
     arch: tuple
     stem_width: int
@@ -29,11 +62,11 @@ class AnyNet(d2l.Classifier):
 
 @d2l.add_to_class(AnyNet)
 def stage(self, depth, num_channels, group_width, bot_mul):
-    blocks = [d2l.ResNeXtBlock(num_channels, group_width, bot_mul, use_1x1conv=True,
+    blocks = [ResNeXtBlock(num_channels, group_width, bot_mul, use_1x1conv=True,
                                strides=2, se_ratio=self.se_ratio,
                                training=self.training)]
     for _ in range(depth - 1):
-        blocks.append(d2l.ResNeXtBlock(num_channels, group_width, bot_mul,
+        blocks.append(ResNeXtBlock(num_channels, group_width, bot_mul,
                                        se_ratio=self.se_ratio,
                                        training=self.training))
     return nn.Sequential(blocks)

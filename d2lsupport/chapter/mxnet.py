@@ -12,6 +12,35 @@ from mxnet.gluon import nn
 npx.set_np()
 
 
+class ResNeXtBlock(nn.HybridBlock):
+    def __init__(self, num_channels, group_width, bot_mul, use_1x1conv=False,
+                 strides=1, se_ratio=0.0):
+        super().__init__()
+        bot_channels, strides = d2l.resnext_arguments(
+            num_channels, group_width, bot_mul, strides, se_ratio)
+        self.conv1 = nn.Conv2D(bot_channels, kernel_size=1)
+        self.conv2 = nn.Conv2D(bot_channels, kernel_size=3, strides=strides,
+                               padding=1, groups=bot_channels // group_width)
+        self.conv3 = nn.Conv2D(num_channels, kernel_size=1)
+        self.bn1, self.bn2, self.bn3 = nn.BatchNorm(), nn.BatchNorm(), nn.BatchNorm()
+        self.relu = nn.Activation('relu')
+        self.se = d2l.SqueezeExcitation(se_ratio) if se_ratio else None
+        self.conv4 = self.bn4 = None
+        if use_1x1conv:
+            self.conv4 = nn.Conv2D(num_channels, kernel_size=1, strides=strides)
+            self.bn4 = nn.BatchNorm()
+
+    def hybrid_forward(self, F, X):
+        Y = self.relu(self.bn1(self.conv1(X)))
+        Y = self.relu(self.bn2(self.conv2(Y)))
+        if self.se is not None:
+            Y = self.se(Y, X)
+        Y = self.bn3(self.conv3(Y))
+        if self.conv4 is not None:
+            X = self.bn4(self.conv4(X))
+        return self.relu(Y + X)
+
+
 class AnyNet(d2l.Classifier):
     def stem(self, num_channels):
         net = nn.HybridSequential()
@@ -23,10 +52,10 @@ class AnyNet(d2l.Classifier):
 @d2l.add_to_class(AnyNet)
 def stage(self, depth, num_channels, group_width, bot_mul):
     net = nn.HybridSequential()
-    net.add(d2l.ResNeXtBlock(num_channels, group_width, bot_mul, use_1x1conv=True,
+    net.add(ResNeXtBlock(num_channels, group_width, bot_mul, use_1x1conv=True,
                              strides=2, se_ratio=self.se_ratio))
     for _ in range(depth - 1):
-        net.add(d2l.ResNeXtBlock(num_channels, group_width, bot_mul,
+        net.add(ResNeXtBlock(num_channels, group_width, bot_mul,
                                  se_ratio=self.se_ratio))
     return net
 

@@ -10,6 +10,34 @@ import torch
 from torch import nn
 
 
+class ResNeXtBlock(nn.Module):
+    def __init__(self, num_channels, group_width, bot_mul, use_1x1conv=False,
+                 strides=1, se_ratio=0.0):
+        super().__init__()
+        bot_channels, strides = d2l.resnext_arguments(
+            num_channels, group_width, bot_mul, strides, se_ratio)
+        self.conv1 = nn.LazyConv2d(bot_channels, kernel_size=1)
+        self.conv2 = nn.LazyConv2d(bot_channels, kernel_size=3, stride=strides,
+                                   padding=1, groups=bot_channels // group_width)
+        self.conv3 = nn.LazyConv2d(num_channels, kernel_size=1)
+        self.bn1, self.bn2, self.bn3 = (nn.LazyBatchNorm2d() for _ in range(3))
+        self.se = d2l.SqueezeExcitation(se_ratio) if se_ratio else None
+        self.conv4 = self.bn4 = None
+        if use_1x1conv:
+            self.conv4 = nn.LazyConv2d(num_channels, kernel_size=1, stride=strides)
+            self.bn4 = nn.LazyBatchNorm2d()
+
+    def forward(self, X):
+        Y = torch.relu(self.bn1(self.conv1(X)))
+        Y = torch.relu(self.bn2(self.conv2(Y)))
+        if self.se is not None:
+            Y = self.se(Y, X)
+        Y = self.bn3(self.conv3(Y))
+        if self.conv4 is not None:
+            X = self.bn4(self.conv4(X))
+        return torch.relu(Y + X)
+
+
 class AnyNet(d2l.Classifier):
     def stem(self, num_channels):
         return nn.Sequential(
@@ -19,10 +47,10 @@ class AnyNet(d2l.Classifier):
 
 @d2l.add_to_class(AnyNet)
 def stage(self, depth, num_channels, group_width, bot_mul):
-    blocks = [d2l.ResNeXtBlock(num_channels, group_width, bot_mul, use_1x1conv=True,
+    blocks = [ResNeXtBlock(num_channels, group_width, bot_mul, use_1x1conv=True,
                                strides=2, se_ratio=self.se_ratio)]
     for _ in range(depth - 1):
-        blocks.append(d2l.ResNeXtBlock(num_channels, group_width, bot_mul,
+        blocks.append(ResNeXtBlock(num_channels, group_width, bot_mul,
                                        se_ratio=self.se_ratio))
     return nn.Sequential(*blocks)
 
