@@ -31,12 +31,6 @@ def positive_number(owner, name, value):
     return value
 
 
-def non_negative_number(owner, name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
-        _fail(owner, name, 'a number >= 0', value)
-    return value
-
-
 def fraction(owner, name, value, upper_open=False):
     """A number in [0, 1] (or [0, 1) with `upper_open`), such as a
     squeeze-and-excitation ratio or a momentum."""

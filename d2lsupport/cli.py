@@ -12,6 +12,12 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f'{self.prog}: error: {message}\n')
 
 
+def commands(module, description):
+    """(parser, subcommands) of the command line `python -m d2lsupport.<module>`."""
+    parser = Parser(prog=f'python -m d2lsupport.{module}', description=description)
+    return parser, parser.add_subparsers(dest='command', required=True)
+
+
 def _integer(text, minimum, expected):
     try:
         return checks.positive_int('', '', int(text), minimum=minimum)

@@ -1,9 +1,12 @@
 """Framework-free helpers shared by the four framework modules."""
+import contextlib
 import importlib
 import inspect
 import os
 import platform
+import secrets
 import subprocess
+from pathlib import Path
 
 # The frameworks: name -> the name of its d2lsupport module (also its import name).
 MODULES = {'mxnet': 'mxnet', 'pytorch': 'torch', 'tensorflow': 'tensorflow', 'jax': 'jax'}
@@ -100,6 +103,23 @@ class HyperParameters:
                         and not k.startswith('_') and k != '__class__'}
         for k, v in self.hparams.items():
             setattr(self, k, v)
+
+
+@contextlib.contextmanager
+def atomic_file(path, mode='xb'):
+    """Yield a new file beside `path`, opened with `mode`, that replaces `path`
+    once written and forced to disk: a crash leaves the old file or the new
+    one, never a part of it."""
+    path = Path(path)
+    tmp = path.with_name(f'.{path.name}.{secrets.token_hex(4)}.part')
+    try:
+        with open(tmp, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def in_notebook():

@@ -12,7 +12,6 @@ import gzip
 import hashlib
 import http.client
 import os
-import secrets
 import struct
 import sys
 import time
@@ -26,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import checks, cli
-from .core import HyperParameters
+from .core import HyperParameters, atomic_file
 
 FILES = {
     'train-images-idx3-ubyte.gz': '8d4fb7e6c68d591d4c3dfef9ec88bf0d',
@@ -70,20 +69,6 @@ def _stamp(path):
     return str(path.resolve()), st.st_size, st.st_mtime_ns
 
 
-@contextlib.contextmanager
-def _atomic_file(path):
-    """Yield a new file beside `path` that replaces `path` only on success."""
-    tmp = path.with_name(f'.{path.name}.{secrets.token_hex(4)}.part')
-    try:
-        with open(tmp, 'xb') as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _source_url(name, mirror):
     """Where to fetch `name` from; a mirror folder must already hold it."""
     if not mirror:
@@ -119,7 +104,7 @@ def _fetch(name, root, mirror):
     url = _source_url(name, mirror)
     digest = hashlib.md5(usedforsecurity=False)
     try:
-        with _atomic_file(root / name) as f, \
+        with atomic_file(root / name) as f, \
                 urllib.request.urlopen(url, timeout=60) as response:
             total = int(response.headers.get('Content-Length') or 0) or None
             with tqdm(total=total, desc=name, unit='B', unit_scale=True,
@@ -245,7 +230,7 @@ def _cached_resize(images_file, cache, shape):
         if images.shape == shape and images.dtype == np.uint8:
             return images
     cache.parent.mkdir(parents=True, exist_ok=True)
-    with _atomic_file(cache) as f:
+    with atomic_file(cache) as f:
         np.save(f, resize_images(read_idx(images_file), shape[1:]))
     return np.load(cache, mmap_mode='c')
 

@@ -22,10 +22,8 @@ def parse_stage(text):
 
 
 def build_parser():
-    parser = cli.Parser(
-        prog='python -m d2lsupport.design',
-        description='RegNet widths, AnyNet complexity and design-space samples.')
-    sub = parser.add_subparsers(dest='command', required=True)
+    parser, sub = cli.commands(
+        'design', 'RegNet widths, AnyNet complexity and design-space samples.')
     p = sub.add_parser('regnet', help='stages of a RegNet (quantized linear widths)')
     p.add_argument('--w0', type=cli.positive_int, required=True)
     p.add_argument('--wa', type=float, required=True)

@@ -13,12 +13,11 @@ which readers ignore (`read_json_lines`) and writers cut off
 import json
 import math
 import os
-import secrets
 from pathlib import Path
 
 import numpy as np
 
-from .core import FRAMEWORKS
+from .core import FRAMEWORKS, atomic_file
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'results')
 # The design-space studies shipped with the chapter: the first one, over whole
@@ -69,16 +68,8 @@ def write_json_atomic(path, obj, indent=1):
     """Replace the file `path` by `obj` as strict JSON, all at once: a crash
     leaves the old file or the new one, never a part of it."""
     text = dumps(obj, indent=indent) + '\n'
-    path = Path(path)
-    tmp = path.with_name(f'.{path.name}.{secrets.token_hex(4)}.tmp')
-    try:
-        with open(tmp, 'x') as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_file(path, 'x') as f:
+        f.write(text)
 
 
 def append_json_line(path, obj):

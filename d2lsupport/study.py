@@ -493,10 +493,8 @@ def comparisons(records, pairs=COMPARISONS, seed=0):
 # ---------------------------------------------------------------------- CLI
 
 def build_parser():
-    parser = cli.Parser(
-        prog='python -m d2lsupport.study',
-        description='Sample, train and compare networks of AnyNet design spaces.')
-    sub = parser.add_subparsers(dest='command', required=True)
+    parser, sub = cli.commands(
+        'study', 'Sample, train and compare networks of AnyNet design spaces.')
     p = sub.add_parser('run', help='train the sampled models (resumes a study)')
     p.add_argument('--out', required=True, help='results file (JSON Lines)')
     p.add_argument('--spaces', nargs='+', default=list(design.SPACES), metavar='SPACE',

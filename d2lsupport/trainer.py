@@ -61,7 +61,7 @@ class Recipe:
 
     def __post_init__(self):
         checks.fraction('Recipe', 'momentum', self.momentum, upper_open=True)
-        checks.non_negative_number('Recipe', 'weight_decay', self.weight_decay)
+        checks.number('Recipe', 'weight_decay', self.weight_decay, at_least=0)
         for name in ('nesterov', 'cosine'):
             checks.boolean('Recipe', name, getattr(self, name))
         if self.nesterov and not self.momentum:

@@ -51,7 +51,7 @@ def test_anynet_matches_the_complexity_formula(d2l, framework, space, se_ratio):
     rng = np.random.default_rng(11)
     for _ in range(2):
         sampled = design.sample_config(space, rng)
-        config = design.AnyNetConfig(sampled.stem_width, sampled.stages, se_ratio=se_ratio)
+        config = sampled.with_se_ratio(se_ratio)
         expected = design.complexity(config)['params']
         model = d2l.anynet(config)
         assert d2l.param_count(model, image_shape(d2l, 2, 28)) == expected, config
@@ -278,7 +278,7 @@ BAD_ARGUMENTS = [
     ('Trainer', dict(max_epochs=1, seed=-1), 'seed must be an integer >= 0'),
     ('Trainer', dict(max_epochs=1, fast='yes'), 'fast must be True or False'),
     ('Recipe', dict(momentum=1.0), 'momentum must be a number from 0 to below 1'),
-    ('Recipe', dict(weight_decay=-1e-4), 'weight_decay must be a number >= 0'),
+    ('Recipe', dict(weight_decay=-1e-4), 'weight_decay must be a finite number >= 0'),
     ('Recipe', dict(cosine='no'), 'cosine must be True or False'),
     ('Recipe', dict(momentum=0.0), 'nesterov needs a momentum above 0'),
 ]

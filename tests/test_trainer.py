@@ -118,11 +118,6 @@ def test_show_results_marks_incomplete_runs(tmp_path, monkeypatch, capsys):
     assert out[1].startswith('jax') and '1/5' in out[1] and '(incomplete run)' in out[1]
 
 
-def test_show_results_without_records(tmp_path, capsys):
-    records.show_results('RegNetX32', folder=str(tmp_path))
-    assert 'no recorded runs' in capsys.readouterr().out
-
-
 def test_quiet_fit_neither_draws_nor_prints_nor_records(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(trainer_lib.RESULTS_ENV, str(tmp_path))
     monkeypatch.delenv(Budget.ENV, raising=False)
@@ -190,18 +185,6 @@ def test_plot_range_shows_every_point(ys, expected):
         board.draw(x, y, 'loss')
     assert board.y_range() == pytest.approx(expected)
     assert board.figure().axes[0].get_ylim() == pytest.approx(expected)
-
-
-def test_show_results_gives_the_spread_of_the_last_epochs(tmp_path, monkeypatch, capsys):
-    record = {'framework': 'mxnet', 'epochs_done': 5, 'epochs_planned': 5, 'complete': True,
-              'train_loss': 0.2, 'val_acc': 0.9, 'wall_time_s': 600.0,
-              'examples_per_sec': 200.0, 'peak_rss_mb': 2048.4,
-              'machine': {'cores': 2, 'cpu': 'x86'},
-              'history': [{'val_acc': a} for a in (0.5, 0.88, 0.91, 0.87, 0.9)]}
-    (tmp_path / 'model.mxnet.json').write_text(json.dumps(record))
-    records.show_results('Model', folder=str(tmp_path))
-    row = capsys.readouterr().out.splitlines()[1].split()
-    assert row == ['mxnet', '5/5', '0.200', '0.900', '0.870-0.910', '10.0', '200', '2048']
 
 
 def test_a_stopped_run_resumes_after_its_last_epoch(tmp_path, monkeypatch, capsys):

@@ -48,6 +48,7 @@ import statistics
 import time
 from pathlib import Path
 
+from d2lsupport import records
 from d2lsupport.core import FRAMEWORKS, framework_module, image_shape, machine_info
 from d2lsupport.trainer import RESULTS_ENV, peak_rss_mb, rss_mb
 
@@ -541,20 +542,10 @@ def bn_table(bench):
 def table(bench):
     """The benchmark as markdown tables: speed with the target ratios, and the
     long-run and batch-normalization checks where they ran."""
-    tables = []
-    if any('trainer' in bench.get(fw, {}) for fw in FRAMEWORKS):
-        tables.append(speed_table(bench))
-    if any('book' in bench.get(fw, {}) for fw in FRAMEWORKS):
-        tables.append(book_table(bench))
-    if any('drift' in bench.get(fw, {}) for fw in FRAMEWORKS):
-        tables.append(drift_table(bench))
-    if any('bn' in bench.get(fw, {}) for fw in FRAMEWORKS):
-        tables.append(bn_table(bench))
-    if any('memory' in bench.get(fw, {}) for fw in FRAMEWORKS):
-        tables.append(memory_table(bench))
-    if any('profile' in bench.get(fw, {}) for fw in FRAMEWORKS):
-        tables.append(profile_table(bench))
-    return '\n\n'.join(tables)
+    tables = {'trainer': speed_table, 'book': book_table, 'drift': drift_table,
+              'bn': bn_table, 'memory': memory_table, 'profile': profile_table}
+    return '\n\n'.join(make_table(bench) for part, make_table in tables.items()
+                       if any(part in bench.get(fw, {}) for fw in FRAMEWORKS))
 
 
 # The frameworks whose profiler times each operation, and how to read it.
@@ -703,7 +694,7 @@ def main(argv=None):
         bench = {args.framework: {'book': against_book(args.framework, args.pairs)}}
     else:
         bench = {args.framework: measure(args.framework, args.reps)}
-    Path(args.out).write_text(json.dumps(bench, indent=1) + '\n')
+    records.write_json_atomic(args.out, bench)
     print(table(bench) if args.command == 'report' else json.dumps(bench, indent=1))
 
 
