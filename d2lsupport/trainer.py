@@ -36,8 +36,8 @@ import numpy as np
 from tqdm import tqdm
 
 from . import checks, records
-from .core import (Budget, HyperParameters, ProgressBoard, framework_module, in_notebook,
-                   machine_info, source_commit)
+from .core import (Budget, HyperParameters, ProgressBoard, atomic_file, framework_module,
+                   in_notebook, machine_info, source_commit)
 
 RESULTS_ENV = 'D2L_RESULTS_DIR'
 PROGRESS_ENV = 'D2L_PROGRESS'
@@ -236,9 +236,8 @@ class BaseTrainer(HyperParameters):
                 'num_examples_seen': self.num_examples_seen,
                 'data_rng': rng.bit_generator.state if rng is not None else None}
         arrays = {f'state/{k}': np.frombuffer(v, np.uint8) for k, v in self.state().items()}
-        with open(path + '.tmp', 'wb') as f:
+        with atomic_file(path) as f:   # an interrupted write leaves the last checkpoint
             np.savez(f, meta=np.array(records.dumps(meta)), **arrays)
-        os.replace(path + '.tmp', path)
 
     def _resume(self):
         """Load this run's checkpoint if there is one with the same settings;
