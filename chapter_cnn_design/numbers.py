@@ -166,7 +166,9 @@ def signed(x, digits=1):
 
 
 REGNETX_400MF = dict(w0=24, wa=24.48, wm=2.54, depth=22, group_width=16)
-REGNETX32_RULE = dict(w0=32, wa=5, wm=2.5, depth=10, group_width=16)
+# the rule's parameters of the chapter's RegNetX32 that its cells pass to regnet_widths
+REGNETX32_RULE = {key: getattr(design.REGNETX32.regnet, key)
+                  for key in ('w0', 'wa', 'wm', 'depth', 'group_width')}
 
 
 def width_ratios():

@@ -60,6 +60,7 @@ def optional_path(owner, name, value):
 
 
 def boolean(owner, name, value):
+    """`value` if it is True or False (a string such as 'no' would count as true)."""
     if not isinstance(value, bool):
         _fail(owner, name, 'True or False', value)
     return value

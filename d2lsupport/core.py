@@ -21,7 +21,8 @@ PUBLIC_NAMES = ('add_to_class', 'HyperParameters', 'ProgressBoard', 'DataModule'
                 'Classifier', 'FashionMNIST', 'Trainer', 'Recipe', 'SqueezeExcitation',
                 'resnext_arguments', *CHAPTER_CLASSES, 'anynet', 'param_count', 'cpu', 'gpu',
                 'num_gpus', 'try_gpu', 'LAYOUT', 'try_layer', 'weights')
-# the layers that compute a piece of the chapter's block in a faster form on a CPU
+# the extras: PyTorch's initializer of the book's tab, and the layers that compute a
+# piece of the chapter's block in a faster form on a CPU
 EXTRAS = {'pytorch': ('init_cnn',), 'tensorflow': ('FusedBatchNorm', 'SplitGroupConv2D'),
           'jax': ('Conv1x1', 'GroupedConv3x3')}
 
@@ -227,6 +228,21 @@ class Budget:
                 f'at most {s["max_epochs"]} epochs of {s["train_batches"]} training '
                 f'and {s["val_batches"]} validation batches. These numbers are '
                 'not results; unset the variable for the full run.')
+
+
+BFLOAT16_FLAGS = ('avx512_bf16', 'amx_bf16')   # /proc/cpuinfo's names of the instructions
+
+
+def cpu_bfloat16(cpuinfo='/proc/cpuinfo'):
+    """The CPU's instruction set for bfloat16 arithmetic (AVX512_BF16 or AMX), as
+    the kernel reports it, or None when it has none (or the file is missing)."""
+    try:
+        with open(cpuinfo) as f:
+            flags = next((line.split(':', 1)[1].split() for line in f
+                          if line.startswith('flags')), [])
+    except OSError:
+        return None
+    return next((flag for flag in BFLOAT16_FLAGS if flag in flags), None)
 
 
 def cpu_name():

@@ -50,7 +50,9 @@ dividing it) and ones that break a space's constraint are resampled, never
 returned, as the paper does for AnyNetX_D and AnyNetX_E. The random numbers
 each sampler draws, and their order, are what the committed studies under
 results/ were drawn with: a change to them changes those studies' networks
-(tests/test_study.py re-draws them).
+(tests/test_study.py re-draws them). The one exception is older than this
+rule: the first study's RegNetX networks were drawn before RegNetX drew its
+bottleneck ratio (b = 1 then), one draw fewer per network.
 """
 import dataclasses
 import itertools

@@ -216,21 +216,31 @@ def _compiled_init(model, key, X):
     return model.init(key, X)
 
 
-def _train_step(model, optim, params, batch_stats, opt_state, X, y):
-    """One SGD step; returns the new state and the batch loss."""
+def _in(dtype, params, X):
+    """The parameters and the images in the dtype to compute in (float32: as they are)."""
+    if dtype == jnp.float32:
+        return params, X
+    return jax.tree_util.tree_map(lambda p: p.astype(dtype), params), X.astype(dtype)
+
+
+def _train_step(model, optim, dtype, params, batch_stats, opt_state, X, y):
+    """One SGD step, computing in `dtype` (the loss, gradients and update in
+    float32); returns the new state and the batch loss."""
     def loss_fn(params):
-        Y_hat, updates = model.apply({'params': params, 'batch_stats': batch_stats}, X,
+        computing, X_in = _in(dtype, params, X)
+        Y_hat, updates = model.apply({'params': computing, 'batch_stats': batch_stats}, X_in,
                                      mutable=['batch_stats'])
-        return model.loss(Y_hat, y), updates.get('batch_stats', {})
+        return model.loss(Y_hat.astype(jnp.float32), y), updates.get('batch_stats', {})
 
     (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     updates, opt_state = optim.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), batch_stats, opt_state, loss
 
 
-def _eval_step(model, params, batch_stats, X, y):
+def _eval_step(model, dtype, params, batch_stats, X, y):
     """Summed loss and number of correct predictions of a batch."""
-    Y_hat = model.apply({'params': params, 'batch_stats': batch_stats}, X)
+    params, X = _in(dtype, params, X)
+    Y_hat = model.apply({'params': params, 'batch_stats': batch_stats}, X).astype(jnp.float32)
     return model.loss(Y_hat, y, averaged=False), model.accuracy(Y_hat, y, averaged=False)
 
 
@@ -242,6 +252,7 @@ class Trainer(BaseTrainer):
     optimizer state; each new batch shape (e.g. a smaller last batch) compiles once.
     """
     framework = 'jax'
+    bfloat16 = True
 
     def seed_initialization(self, seed):
         self.init_key = jax.random.PRNGKey(seed)
@@ -265,8 +276,9 @@ class Trainer(BaseTrainer):
         # committed to the device like the step's outputs: an uncommitted state
         # (optax makes its step counters so) would compile the step a second time
         self.opt_state = jax.device_put(optim.init(self.params), self.device)
-        self._train = partial(_train_step, model, optim)
-        self._eval = partial(_eval_step, _eval_model(model))
+        self.dtype = jnp.bfloat16 if self.precision == 'bfloat16' else jnp.float32
+        self._train = partial(_train_step, model, optim, self.dtype)
+        self._eval = partial(_eval_step, _eval_model(model), self.dtype)
         if self.fast:
             self._train = jax.jit(self._train, donate_argnums=(0, 1, 2))
             self._eval = jax.jit(self._eval)
@@ -274,6 +286,8 @@ class Trainer(BaseTrainer):
     def learning_rate(self):
         if self.schedule is None:
             return self.model.lr
+        # the step counter of the recipe's optimizer: the one `count` in its state
+        # (add_decayed_weights keeps none; sgd's schedule keeps one)
         return float(self.schedule(optax.tree_utils.tree_get(self.opt_state, 'count')))
 
     def _parts(self):
@@ -303,8 +317,9 @@ class Trainer(BaseTrainer):
     def logits(self, X, batch_statistics=False):
         """With `batch_statistics`, batch normalization uses the statistics of X
         (as in training); the running statistics are left as they were."""
-        variables = {'params': self.params, 'batch_stats': self.batch_stats}
+        params, X = _in(self.dtype, self.params, X)
+        variables = {'params': params, 'batch_stats': self.batch_stats}
         if not batch_statistics:
-            return np.asarray(_eval_model(self.model).apply(variables, X))
+            return np.asarray(_eval_model(self.model).apply(variables, X), np.float32)
         logits, _ = self.model.apply(variables, X, mutable=['batch_stats'])
-        return np.asarray(logits)
+        return np.asarray(logits, np.float32)

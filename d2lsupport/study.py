@@ -21,8 +21,9 @@ equal samples per space.
 `core.Budget`, the switch that shrinks the notebooks' training for the
 tests). A cheap proxy for full training, which the paper's second
 assumption allows and `rank_agreement` tests: by default one epoch on all
-60,000 training images at their native 28 x 28, in minibatches of 128, trained with the framework's Trainer and the default `Recipe` (SGD
-with Nesterov momentum 0.9, weight decay 5e-5, the learning rate decaying
+60,000 training images at their native 28 x 28, in minibatches of 128,
+trained with the framework's Trainer and the default `Recipe` (SGD with
+Nesterov momentum 0.9, weight decay 5e-5, the learning rate decaying
 from 0.1 to 0 along a cosine), then the error on all 10,000 test images. The
 design spaces of `design` are sized for 28 px: three stages leave 2 x 2 maps.
 With the same framework and number of threads a model gives the same numbers
@@ -215,12 +216,12 @@ def check_settings(found, seed, budget, framework=FRAMEWORK, cost=None):
     """Raise a StudyError unless every record of `found` has this study's settings."""
     expected = settings(seed, budget, framework, cost)
     for record in found:
-        found = {'seed': record.get('seed'), 'framework': record.get('framework'),
-                 'cost': record.get('cost'), **record.get('budget', {})}
-        if found != expected:
-            changes = ', '.join(f'{key} {found.get(key)} (now {expected.get(key)})'
-                                for key in {**found, **expected}
-                                if found.get(key) != expected.get(key))
+        got = {'seed': record.get('seed'), 'framework': record.get('framework'),
+               'cost': record.get('cost'), **record.get('budget', {})}
+        if got != expected:
+            changes = ', '.join(f'{key} {got.get(key)} (now {expected.get(key)})'
+                                for key in {**got, **expected}
+                                if got.get(key) != expected.get(key))
             raise StudyError(f'the results file holds a study with other settings: '
                              f'{changes}; choose another --out or the same settings')
 
@@ -462,7 +463,7 @@ def errors_by_bottleneck_ratio(found, spaces=('B', 'C', 'D', 'E')):
     errors = {}
     for r in found:
         if r['space'] in spaces:
-            errors.setdefault(r['config']['stages'][0][3], []).append(r['error'])
+            errors.setdefault(r['config']['stages'][0][3], []).append(number(r['error']))
     return dict(sorted(errors.items()))
 
 

@@ -3,6 +3,7 @@
 Import it as ``from d2lsupport import tensorflow as d2l``; the other framework
 modules offer the same names. Images are NHWC (channels last).
 """
+import dataclasses
 import random
 
 import tensorflow as tf
@@ -183,7 +184,7 @@ class _RecipeSchedule(tf.keras.optimizers.schedules.LearningRateSchedule):
         return self.recipe.learning_rate(self.lr, step, self.steps, xp=tf.experimental.numpy)
 
     def get_config(self):
-        return {'recipe': self.recipe, 'lr': self.lr, 'steps': self.steps}
+        return {**dataclasses.asdict(self.recipe), 'lr': self.lr, 'steps': self.steps}
 
 
 class Trainer(BaseTrainer):
@@ -267,7 +268,7 @@ class Trainer(BaseTrainer):
     def logits(self, X, batch_statistics=False):
         """With `batch_statistics`, batch normalization uses the statistics of X
         (as in training); the running statistics are left as they were."""
-        saved = [v.numpy() for v in self.model.variables]
+        saved = [v.numpy() for v in self.model.variables] if batch_statistics else []
         with tf.device(self.device):
             logits = self.model(X, training=batch_statistics).numpy()
         for variable, value in zip(self.model.variables, saved):

@@ -191,6 +191,7 @@ class Trainer(BaseTrainer):
     """PyTorch training; `fast` (the default) uses channels-last memory format,
     the faster layout on a CPU (BENCHMARKS.md, "Formulations measured")."""
     framework = 'pytorch'
+    bfloat16 = True
 
     def seed_initialization(self, seed):
         torch.manual_seed(seed)
@@ -203,6 +204,13 @@ class Trainer(BaseTrainer):
         self.schedule = torch.optim.lr_scheduler.LambdaLR(
             optim, lambda step: float(r.learning_rate(1.0, step, steps)))
         return optim
+
+    def _compute(self):
+        """Autocast to bfloat16 when the Trainer computes in it: float32 weights,
+        bfloat16 convolutions and matrix products (PyTorch keeps what needs
+        float32, such as the loss, in float32)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16,
+                              enabled=self.precision == 'bfloat16')
 
     def _to_device(self, X):
         X = X.to(self.device)
@@ -235,7 +243,8 @@ class Trainer(BaseTrainer):
     def train_step(self, batch):
         X, y = self._to_device(batch[0]), batch[1].to(self.device)
         self.model.train()
-        loss = self.model.loss(self.model(X), y)
+        with self._compute():
+            loss = self.model.loss(self.model(X), y)
         self.optim.zero_grad(set_to_none=True)
         loss.backward()
         self.optim.step()
@@ -246,7 +255,7 @@ class Trainer(BaseTrainer):
     def eval_step(self, batch):
         X, y = self._to_device(batch[0]), batch[1].to(self.device)
         self.model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), self._compute():
             Y_hat = self.model(X)
             return (self.model.loss(Y_hat, y, averaged=False),
                     self.model.accuracy(Y_hat, y, averaged=False))
@@ -256,5 +265,5 @@ class Trainer(BaseTrainer):
         (as in training) on a copy of the model, whose running statistics move."""
         model = copy.deepcopy(self.model) if batch_statistics else self.model
         model.train(batch_statistics)
-        with torch.no_grad():
-            return model(self._to_device(X)).cpu().numpy()
+        with torch.no_grad(), self._compute():
+            return model(self._to_device(X)).float().cpu().numpy()

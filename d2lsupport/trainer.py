@@ -36,10 +36,16 @@ import numpy as np
 from tqdm import tqdm
 
 from . import checks, records
-from .core import (Budget, HyperParameters, ProgressBoard, atomic_file, framework_module,
-                   in_notebook, machine_info, source_commit)
+from .core import (Budget, HyperParameters, ProgressBoard, atomic_file, cpu_bfloat16,
+                   framework_module, in_notebook, machine_info, source_commit)
 
+PRECISIONS = ('float32', 'bfloat16', 'auto')
+# The frameworks whose bfloat16 training 'auto' chooses on a CPU with bfloat16
+# instructions: their bfloat16 step was measured faster and a full bfloat16 run
+# reached the accuracy of float32. Each entry says where BENCHMARKS.md shows it.
+BFLOAT16_CHECKED = {}
 RESULTS_ENV = 'D2L_RESULTS_DIR'
+CHECKPOINT_LAYOUT = 2   # {'model', 'optimizer'} in every framework
 PROGRESS_ENV = 'D2L_PROGRESS'
 
 
@@ -84,13 +90,17 @@ class BaseTrainer(HyperParameters):
     framework = None
     plots_per_epoch = 2
 
+    bfloat16 = False   # whether this framework's Trainer can compute in bfloat16
+
     def __init__(self, max_epochs, num_gpus=0, fast=True, quiet=False, recipe=None,
-                 seed=None):
+                 seed=None, precision='float32'):
         """`fast=False` runs the steps eagerly (for comparison); `quiet=True`
         (for many short fits) shows no progress or live plot and writes no
         results record; `recipe` (a `Recipe`) replaces the model's optimizer;
         `seed` seeds the weight initialization (else the framework's default).
-        `num_gpus` > 0 trains on a GPU when the framework finds one."""
+        `num_gpus` > 0 trains on a GPU when the framework finds one.
+        `precision` is 'float32', 'bfloat16' (mixed: float32 weights and
+        optimizer, bfloat16 computation) or 'auto' (see `choose_precision`)."""
         max_epochs = checks.positive_int('Trainer', 'max_epochs', max_epochs)
         num_gpus = checks.positive_int('Trainer', 'num_gpus', num_gpus, minimum=0)
         for name, value in (('fast', fast), ('quiet', quiet)):
@@ -99,8 +109,14 @@ class BaseTrainer(HyperParameters):
             raise ValueError(f'Trainer: recipe must be a d2lsupport Recipe or None, got {recipe!r}')
         if seed is not None:
             seed = checks.positive_int('Trainer', 'seed', seed, minimum=0)
+        if precision not in PRECISIONS:
+            raise ValueError(f'Trainer: precision must be one of {", ".join(PRECISIONS)}, '
+                             f'got {precision!r}')
         self.save_hyperparameters()
         self.device = self.select_device(num_gpus)
+        self.precision, why = self.choose_precision(precision)
+        if precision == 'auto' and not quiet:
+            print(f'Trainer: computing in {self.precision} ({why}).')
         self.budget = Budget()
         self.board = ProgressBoard(xlabel='epoch')
 
@@ -112,15 +128,35 @@ class BaseTrainer(HyperParameters):
         """The first GPU when `num_gpus` asks for one and the framework finds
         one, else the CPU (saying so when a GPU was asked for)."""
         fw = self.framework_module()
-        if num_gpus and fw.num_gpus():
+        self.on_gpu = bool(num_gpus and fw.num_gpus())
+        if self.on_gpu:
             return fw.gpu()
         if num_gpus:
             print(f'Trainer: asked for {num_gpus} GPU(s) but none is available; '
                   'training on the CPU.')
         return fw.cpu()
 
+    def choose_precision(self, precision):
+        """(the precision to compute in, why). 'auto' is bfloat16 only on a CPU with
+        bfloat16 instructions, for a framework in BFLOAT16_CHECKED; float32 on a GPU
+        (where the frameworks keep their own ways) and everywhere else."""
+        if precision == 'bfloat16' and not self.bfloat16:
+            raise ValueError(f'Trainer: precision=\'bfloat16\' is not available in the '
+                             f'{self.framework} Trainer; use \'float32\' or \'auto\'')
+        if precision != 'auto':
+            return precision, 'as asked'
+        if self.on_gpu:
+            return 'float32', 'on a GPU'
+        instructions = cpu_bfloat16()
+        if instructions is None:
+            return 'float32', 'this CPU has no bfloat16 instructions (AVX512_BF16 or AMX)'
+        if self.framework not in BFLOAT16_CHECKED:
+            return 'float32', (f'this CPU has {instructions}, but bfloat16 training in '
+                               f'{self.framework} has not been checked by a full run')
+        return 'bfloat16', f'this CPU has {instructions}; {BFLOAT16_CHECKED[self.framework]}'
+
     def device_name(self):
-        return str(self.device)
+        return 'GPU' if self.on_gpu else 'CPU'
 
     # -- the framework's part (see the module docstring)
 
@@ -176,7 +212,9 @@ class BaseTrainer(HyperParameters):
         self.build(model, data)
 
     def fit_epoch(self):
-        """Train one epoch and validate; returns (train loss, val loss, val acc)."""
+        """Train one epoch and validate; returns (train loss, val loss, val acc).
+        An epoch beyond the planned ones extends the plan (as a benchmark does)."""
+        self.epochs = max(self.epochs, self.epoch + 1)
         train_loss = self._train_epoch()
         val_loss, val_acc = self._validate()
         self.epoch += 1
@@ -201,6 +239,7 @@ class BaseTrainer(HyperParameters):
         with _progress_stream(self.quiet) as self.progress:
             while self.epoch < self.epochs and self._run_epoch(start):
                 pass
+        self.progress = None
         if len(self.history) == self.epochs and self._path('ckpt.npz'):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(self._path('ckpt.npz'))
@@ -224,14 +263,15 @@ class BaseTrainer(HyperParameters):
                 'epochs_planned': self.max_epochs, 'batch_size': self.data.batch_size,
                 'resize': list(self.data.resize), 'lr': getattr(self.model, 'lr', None),
                 'recipe': None if self.recipe is None else dataclasses.asdict(self.recipe),
-                'seed': self.seed}
+                'seed': self.seed, 'precision': self.precision}
 
     def _save_checkpoint(self):
         path = self._path('ckpt.npz')
         if path is None:
             return
         rng = getattr(self.data, 'rng', None)
-        meta = {'settings': self._settings(), 'history': self.history,
+        meta = {'layout': CHECKPOINT_LAYOUT, 'settings': self._settings(),
+                'history': self.history,
                 'segments': self.segments, 'wall_time': self.wall_time,
                 'num_examples_seen': self.num_examples_seen,
                 'data_rng': rng.bit_generator.state if rng is not None else None}
@@ -247,8 +287,15 @@ class BaseTrainer(HyperParameters):
             return 0.0
         with np.load(path) as saved:
             meta = json.loads(str(saved['meta']))
-            if meta['settings'] != self._settings():
-                print(f'Trainer: not resuming from {path}: it was made with other settings '
+            settings, name = self._settings(), os.path.basename(path)
+            made_at = meta['settings'].get('precision', 'float32')
+            if made_at != self.precision:
+                raise ValueError(f'Trainer: the checkpoint {name} was made computing in '
+                                 f'{made_at}, not {self.precision}; resume it with '
+                                 f'precision={made_at!r}, or delete it to start over')
+            if (meta.get('layout') != CHECKPOINT_LAYOUT
+                    or {**meta['settings'], 'precision': made_at} != settings):
+                print(f'Trainer: not resuming from {name}: it was made with other settings '
                       f'({meta["settings"]}); training from the start.')
                 return 0.0
             self.load_state({k[len('state/'):]: saved[k].tobytes() for k in saved.files
@@ -264,7 +311,7 @@ class BaseTrainer(HyperParameters):
             for key in ('train_loss', 'val_loss', 'val_acc'):
                 self.board.draw(h['epoch'], records.number(h[key]), key)
         print(f'Trainer: resuming after epoch {len(self.history)} of {self.max_epochs} from '
-              f'{path} (delete it to start over).')
+              f'{name} in ${RESULTS_ENV} (delete it to start over).')
         return meta['wall_time']
 
     def _run_epoch(self, start):

@@ -9,6 +9,7 @@ import pytest
 
 from d2lsupport import design
 from d2lsupport import core
+from d2lsupport import trainer as trainer_lib
 from d2lsupport.core import MODULES
 
 REGNETX32_PARAMS = 179_290   # as the chapter's recorded layer summary prints it
@@ -101,10 +102,6 @@ def test_trainer_small_budget_trains_and_reports(d2l, framework, mirror, monkeyp
 
 class FakeGPU:
     """Stands in for a framework's GPU device object."""
-    platform = 'gpu'
-
-    def __str__(self):
-        return 'gpu(0)'
 
 
 @pytest.mark.parametrize('found, asked, device', [(1, 1, 'gpu'), (0, 1, 'cpu'), (1, 0, 'cpu')])
@@ -113,14 +110,15 @@ def test_trainer_trains_on_a_gpu_exactly_when_one_is_asked_for_and_found(
     monkeypatch.setattr(d2l, 'num_gpus', lambda: found)
     monkeypatch.setattr(d2l, 'gpu', lambda i=0: FakeGPU())
     trainer = d2l.Trainer(max_epochs=1, num_gpus=asked)
-    assert device in trainer.device_name().lower()
+    assert isinstance(trainer.device, FakeGPU) == (device == 'gpu')
+    assert trainer.device_name() == device.upper()
     warned = 'none is available; training on the CPU' in capsys.readouterr().out
     assert warned == (asked and not found)
 
 
-def tiny_fit(d2l, framework, epochs=2, recipe=None, seed=0):
+def tiny_fit(d2l, framework, epochs=2, recipe=None, seed=0, precision='float32'):
     model = d2l.AnyNet(((1, 16, 8, 1),), 8, lr=0.05)
-    trainer = d2l.Trainer(max_epochs=epochs, recipe=recipe, seed=seed)
+    trainer = d2l.Trainer(max_epochs=epochs, recipe=recipe, seed=seed, precision=precision)
     trainer.fit(model, d2l.FashionMNIST(batch_size=64, resize=(28, 28), num_train=320,
                                         num_val=128))
     return trainer
@@ -213,7 +211,6 @@ def test_training_steps_reduce_the_loss(d2l, framework, mirror, monkeypatch, fas
     model = d2l.AnyNet(((1, 16, 8, 1), (1, 32, 8, 1)), 16, lr=0.1)
     data = d2l.FashionMNIST(batch_size=64, resize=(28, 28))
     trainer = d2l.Trainer(max_epochs=1, fast=fast)
-    trainer.model, trainer.data = model, data
     trainer.prepare(model, data)
     batches = data.train_dataloader()
     losses = [float(trainer.train_step(next(batches))) for _ in range(60)]
@@ -277,6 +274,7 @@ BAD_ARGUMENTS = [
      'recipe must be a d2lsupport Recipe or None'),
     ('Trainer', dict(max_epochs=1, seed=-1), 'seed must be an integer >= 0'),
     ('Trainer', dict(max_epochs=1, fast='yes'), 'fast must be True or False'),
+    ('Trainer', dict(max_epochs=1, precision='half'), 'precision must be one of float32, bfloat16'),
     ('Recipe', dict(momentum=1.0), 'momentum must be a number from 0 to below 1'),
     ('Recipe', dict(weight_decay=-1e-4), 'weight_decay must be a finite number >= 0'),
     ('Recipe', dict(cosine='no'), 'cosine must be True or False'),
@@ -323,7 +321,10 @@ def test_the_framework_module_gives_the_chapters_classes(d2l, framework):
 
 
 def test_every_framework_module_exports_exactly_the_shared_names_and_its_extras(d2l, framework):
-    assert sorted(d2l.__all__) == sorted(core.public_names(framework))
+    extras = core.EXTRAS.get(framework, ())
+    assert len(set(core.PUBLIC_NAMES)) == len(core.PUBLIC_NAMES)
+    assert not set(extras) & set(core.PUBLIC_NAMES)
+    assert sorted(d2l.__all__) == sorted([*core.PUBLIC_NAMES, *extras])
     for name in d2l.__all__:
         assert getattr(d2l, name) is not None, name
     own = {name for name, value in vars(d2l).items()
@@ -337,3 +338,26 @@ def test_a_checkpoint_holds_the_model_and_the_optimizer(d2l, framework, mirror, 
     state = trainer.state()
     assert sorted(state) == ['model', 'optimizer']
     assert all(isinstance(part, bytes) and part for part in state.values())
+
+
+def test_auto_trains_exactly_as_float32_on_a_cpu_without_bfloat16(d2l, framework, mirror,
+                                                                  monkeypatch, capsys):
+    monkeypatch.delenv('D2L_SMALL_BUDGET', raising=False)
+    monkeypatch.setattr(trainer_lib, 'cpu_bfloat16', lambda: None)
+    auto = tiny_fit(d2l, framework, 1, precision='auto')
+    assert 'computing in float32 (this CPU has no bfloat16 instructions' in capsys.readouterr().out
+    plain = tiny_fit(d2l, framework, 1, precision='float32')
+    assert (auto.precision, auto.train_loss, auto.val_loss) == \
+        ('float32', plain.train_loss, plain.val_loss)
+
+
+def test_bfloat16_computes_in_bfloat16_or_says_it_cannot(d2l, framework, mirror, monkeypatch):
+    monkeypatch.delenv('D2L_SMALL_BUDGET', raising=False)
+    if not d2l.Trainer.bfloat16:
+        with pytest.raises(ValueError, match=r"precision='bfloat16' is not available in the"):
+            d2l.Trainer(max_epochs=1, precision='bfloat16')
+        return
+    low, plain = (tiny_fit(d2l, framework, 1, precision=p) for p in ('bfloat16', 'float32'))
+    # the same training to bfloat16's 3 significant digits, and not bit for bit
+    assert low.val_loss == pytest.approx(plain.val_loss, rel=0.05)
+    assert low.val_loss != plain.val_loss and low.precision == 'bfloat16'

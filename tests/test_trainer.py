@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from d2lsupport import records
+from d2lsupport import core, records
 from d2lsupport import trainer as trainer_lib
 from d2lsupport.core import Budget, ProgressBoard, source_commit
 
@@ -276,3 +276,50 @@ def test_the_cosine_goes_from_the_rate_to_zero():
     assert rates[0] == 0.1 and rates[5] == pytest.approx(0.05) and rates[10:] == [0, 0]
     assert all(a > b for a, b in zip(rates[:10], rates[1:11]))
     assert trainer_lib.Recipe(cosine=False).learning_rate(0.1, 7, 10) == 0.1
+
+
+class Bfloat16Halving(Halving):
+    bfloat16 = True
+
+
+@pytest.mark.parametrize('instructions, checked, chosen', [
+    (None, {'numpy': 'measured'}, 'float32'), ('avx512_bf16', {}, 'float32'),
+    ('amx_bf16', {'numpy': 'measured'}, 'bfloat16')])
+def test_auto_computes_in_bfloat16_only_on_such_a_cpu_for_a_checked_framework(
+        monkeypatch, capsys, instructions, checked, chosen):
+    monkeypatch.setattr(trainer_lib, 'cpu_bfloat16', lambda: instructions)
+    monkeypatch.setattr(trainer_lib, 'BFLOAT16_CHECKED', checked)
+    assert Bfloat16Halving(max_epochs=1, precision='auto').precision == chosen
+    assert f'computing in {chosen}' in capsys.readouterr().out
+    assert Bfloat16Halving(max_epochs=1, precision='float32').precision == 'float32'
+
+
+def test_the_cpu_flags_name_the_bfloat16_instructions(tmp_path):
+    cpuinfo = tmp_path / 'cpuinfo'
+    cpuinfo.write_text('model name\t: x\nflags\t\t: fpu sse2 avx512f avx512_bf16\n')
+    assert core.cpu_bfloat16(str(cpuinfo)) == 'avx512_bf16'
+    cpuinfo.write_text('flags\t\t: fpu sse2 avx2\n')
+    assert core.cpu_bfloat16(str(cpuinfo)) is None
+    assert core.cpu_bfloat16(str(tmp_path / 'missing')) is None
+
+
+def test_a_checkpoint_of_another_precision_is_refused_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.delenv(Budget.ENV, raising=False)
+    monkeypatch.setenv(trainer_lib.RESULTS_ENV, str(tmp_path))
+    monkeypatch.setenv(Budget.TIME_ENV, '0')
+    Bfloat16Halving(max_epochs=3, precision='bfloat16').fit(Model(), CountingData())
+    monkeypatch.delenv(Budget.TIME_ENV)
+    with pytest.raises(ValueError, match=r"made computing in bfloat16, not float32; resume "
+                                         r"it with precision='bfloat16'") as error:
+        Bfloat16Halving(max_epochs=3).fit(Model(), CountingData())
+    assert '\n' not in str(error.value) and str(tmp_path) not in str(error.value)
+
+
+def test_prepare_then_fit_epoch_runs_a_fit_one_epoch_at_a_time(monkeypatch):
+    monkeypatch.delenv(Budget.ENV, raising=False)
+    t = Halving(max_epochs=1, quiet=True)
+    t.prepare(Model(), CountingData())
+    first = t.fit_epoch()
+    assert t.epoch == 1 and first[2] == 0.75 and t.num_examples_seen == 5 * 4 + 2 * 4
+    second = t.fit_epoch()                   # past the plan of one epoch: it grows
+    assert (t.epoch, t.epochs) == (2, 2) and second[0] < first[0]

@@ -414,6 +414,10 @@ def _torch_ops(trainer, batch, steps):
             for e in prof.key_averages() if e.self_cpu_time_total > 0], wall
 
 
+# The frameworks whose profiler times each operation, and how to read it.
+PROFILED = {'jax': _jax_ops, 'pytorch': _torch_ops}
+
+
 def _torch_kind(name):
     if 'Optimizer' in name or 'foreach' in name or 'sgd' in name.lower():
         return 'optimizer update'
@@ -491,7 +495,10 @@ def merge(paths):
     bn) are merged into one entry."""
     merged = {'machine': machine_info()}
     for path in paths:
-        for key, value in json.loads(Path(path).read_text()).items():
+        found = records.read_json(path)
+        if found is None:
+            raise SystemExit(f'bench report: {path} is missing; run its measurement first')
+        for key, value in found.items():
             if key in FRAMEWORKS:
                 merged.setdefault(key, {}).update(value)
             else:
@@ -548,10 +555,6 @@ def table(bench):
                        if any(part in bench.get(fw, {}) for fw in FRAMEWORKS))
 
 
-# The frameworks whose profiler times each operation, and how to read it.
-PROFILED = {'jax': _jax_ops, 'pytorch': _torch_ops}
-
-
 def profile_table(bench):
     """Milliseconds per training step of each kind of operation, one column per
     profiled framework, with each kind's share of the step's operations."""
@@ -589,6 +592,10 @@ def speed_table(bench):
              for name, value in bench[fw].get('variants', {}).items()]
     if extra:
         lines += ['', 'Other bare training steps (images/s): ' + '; '.join(extra) + '.']
+    resized = [f'{fw} {bench[fw]["resize"]:,.0f}' for fw in present if 'resize' in bench[fw]]
+    if resized:
+        lines += ['', 'Resizing the training images once, before the disk cache exists '
+                  '(images/s): ' + '; '.join(resized) + '.']
     return '\n'.join(lines)
 
 

@@ -148,7 +148,7 @@ def main(argv=None):
         # a local kernel over Unix sockets, not TCP (which warns about encryption)
         # asynchronous, so that the event loop runs (and hears signals) while a cell runs
         kernel = AsyncKernelManager(kernel_name=args.kernel, transport='ipc',
-                               ip=str(Path(tmp, 'kernel')))
+                                    ip=str(Path(tmp, 'kernel')))
         stopper = Stopper(kernel)
         client = EchoingClient(nb, args.framework, stopper, km=kernel, timeout=None,
                                kernel_name=args.kernel,
@@ -160,7 +160,7 @@ def main(argv=None):
                 print(f'stopped by {stopper.signal}; the notebook so far is in {args.dest}. '
                       'A training run keeps its finished epochs: run the same command again '
                       'to resume after the last of them.', file=sys.stderr)
-                return 130
+                return 128 + signal.Signals[stopper.signal].value
             print(f'error: {getattr(error, "ename", type(error).__name__)}: '
                   f'{getattr(error, "evalue", error)}\n(the cell and its traceback are '
                   f'in {args.dest})', file=sys.stderr)

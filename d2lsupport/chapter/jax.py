@@ -63,12 +63,12 @@ class AnyNet(d2l.Classifier):
 @d2l.add_to_class(AnyNet)
 def stage(self, depth, num_channels, group_width, bot_mul):
     blocks = [ResNeXtBlock(num_channels, group_width, bot_mul, use_1x1conv=True,
-                               strides=2, se_ratio=self.se_ratio,
-                               training=self.training)]
+                           strides=2, se_ratio=self.se_ratio,
+                           training=self.training)]
     for _ in range(depth - 1):
         blocks.append(ResNeXtBlock(num_channels, group_width, bot_mul,
-                                       se_ratio=self.se_ratio,
-                                       training=self.training))
+                                   se_ratio=self.se_ratio,
+                                   training=self.training))
     return nn.Sequential(blocks)
 
 

@@ -53,10 +53,10 @@ class AnyNet(d2l.Classifier):
 def stage(self, depth, num_channels, group_width, bot_mul):
     net = nn.HybridSequential()
     net.add(ResNeXtBlock(num_channels, group_width, bot_mul, use_1x1conv=True,
-                             strides=2, se_ratio=self.se_ratio))
+                         strides=2, se_ratio=self.se_ratio))
     for _ in range(depth - 1):
         net.add(ResNeXtBlock(num_channels, group_width, bot_mul,
-                                 se_ratio=self.se_ratio))
+                             se_ratio=self.se_ratio))
     return net
 
 

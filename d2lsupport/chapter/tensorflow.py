@@ -51,10 +51,10 @@ class AnyNet(d2l.Classifier):
 @d2l.add_to_class(AnyNet)
 def stage(self, depth, num_channels, group_width, bot_mul):
     blocks = [ResNeXtBlock(num_channels, group_width, bot_mul, use_1x1conv=True,
-                               strides=2, se_ratio=self.se_ratio)]
+                           strides=2, se_ratio=self.se_ratio)]
     for _ in range(depth - 1):
         blocks.append(ResNeXtBlock(num_channels, group_width, bot_mul,
-                                       se_ratio=self.se_ratio))
+                                   se_ratio=self.se_ratio))
     return tf.keras.models.Sequential(blocks)
 
 
