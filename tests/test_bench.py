@@ -95,8 +95,17 @@ def test_quick_benchmark_runs_in_this_framework(framework, checked):
     for key in ('bare_eager', 'bare_fast', 'bare_fast_eval', 'data', 'resize', 'trainer',
                 'peak_rss_mb'):
         assert result[key] > 0, key
-    expected = {'pytorch': {'torch.compile', 'bfloat16 autocast'}, 'tensorflow': {'XLA'}}
+    expected = {'pytorch': {'torch.compile'}, 'tensorflow': {'XLA'}}
     assert set(result['variants']) == expected.get(framework, set())
+
+
+def test_quick_benchmark_alternates_the_precisions_where_the_trainer_has_both(d2l, checked):
+    precision = checked['measure'].get('precision')
+    assert (precision is not None) == d2l.Trainer.bfloat16
+    if precision:
+        for key in ('bare_float32', 'bare_bfloat16', 'speedup', 'trainer_float32',
+                    'trainer_bfloat16'):
+            assert precision[key] > 0, key
 
 
 def test_quick_comparison_with_the_book_runs_in_this_framework(checked):

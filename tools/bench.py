@@ -49,7 +49,7 @@ import time
 from pathlib import Path
 
 from d2lsupport import records
-from d2lsupport.core import FRAMEWORKS, framework_module, image_shape, machine_info
+from d2lsupport.core import FRAMEWORKS, cpu_bfloat16, framework_module, image_shape, machine_info
 from d2lsupport.trainer import RESULTS_ENV, peak_rss_mb, rss_mb
 
 BATCH, SIZE, LR = 128, 96, 0.05
@@ -77,10 +77,10 @@ def median_time(fn, reps, warmup, clock=time.perf_counter):
     return statistics.median(times)
 
 
-def prepared_trainer(d2l, fast, data, tweak=None):
+def prepared_trainer(d2l, fast, data, tweak=None, precision='float32'):
     """A Trainer ready to step on RegNetX32 (lr 0.05); `tweak(trainer)` runs
     before `prepare`."""
-    trainer = d2l.Trainer(max_epochs=1, fast=fast)
+    trainer = d2l.Trainer(max_epochs=1, fast=fast, precision=precision)
     if tweak:
         tweak(trainer)
     trainer.prepare(d2l.RegNetX32(lr=LR), data)
@@ -97,15 +97,7 @@ def _torch_variants(d2l, data, batch, reps):
     import torch
     compiled = prepared_trainer(d2l, True, data)
     compiled.model.net = torch.compile(compiled.model.net)
-    bf16 = prepared_trainer(d2l, True, data)
-    plain_step = bf16.train_step
-
-    def bf16_step(b):
-        with torch.autocast('cpu', dtype=torch.bfloat16):
-            return plain_step(b)
-    bf16.train_step = bf16_step
-    return {'torch.compile': step_rate(compiled, batch, reps),
-            'bfloat16 autocast': step_rate(bf16, batch, reps)}
+    return {'torch.compile': step_rate(compiled, batch, reps)}
 
 
 def _tensorflow_variants(d2l, data, batch, reps):
@@ -147,20 +139,20 @@ def resize_rate(reps):
     return rate(seconds, len(images))
 
 
-def trainer_rate(d2l, data_cls):
+def trainer_rate(d2l, data_cls, precision='float32'):
     """Images per second of the second epoch of `Trainer.fit` on a subset,
     with the plot rendered (as PNG) at every redraw."""
     data = data_cls(batch_size=BATCH, resize=(SIZE, SIZE),
                     num_train=TRAIN_BATCHES * BATCH, num_val=VAL_BATCHES * BATCH)
-    trainer = rendering_trainer(d2l, 2)
+    trainer = rendering_trainer(d2l, 2, precision)
     trainer.fit(d2l.RegNetX32(lr=LR), data)
     first, second = (h['time_s'] for h in trainer.history)
     return rate(second - first, (TRAIN_BATCHES + VAL_BATCHES) * BATCH)
 
 
-def rendering_trainer(d2l, max_epochs):
+def rendering_trainer(d2l, max_epochs, precision='float32'):
     """A Trainer whose live plot is rendered to PNG at every redraw, as in a notebook."""
-    trainer = d2l.Trainer(max_epochs=max_epochs)
+    trainer = d2l.Trainer(max_epochs=max_epochs, precision=precision)
     trainer.board.show = lambda: trainer.board.figure().savefig(io.BytesIO(), format='png')
     return trainer
 
@@ -265,6 +257,28 @@ def mixed_rate(train_rate, val_rate):
     return rate(seconds, (TRAIN_BATCHES + VAL_BATCHES) * BATCH)
 
 
+PRECISION_PAIRS = 3
+
+
+def bfloat16_against_float32(d2l, data, batch, reps):
+    """The bare training step computing in float32 and in bfloat16, alternated in
+    this process (float32, bfloat16, float32, ...), and the Trainer end to end in
+    both: images/s (medians) and the median of the pairwise ratios (`speedup`)."""
+    trainers = {p: prepared_trainer(d2l, True, data, precision=p)
+                for p in ('float32', 'bfloat16')}
+    seconds = {p: [] for p in trainers}
+    for _ in range(PRECISION_PAIRS):
+        for p, trainer in trainers.items():
+            seconds[p].append(median_time(lambda: float(trainer.train_step(batch)), reps, 1))
+    ratios = [f / b for f, b in zip(seconds['float32'], seconds['bfloat16'])]
+    return {'bare_float32': rate(statistics.median(seconds['float32'])),
+            'bare_bfloat16': rate(statistics.median(seconds['bfloat16'])),
+            'speedup': round(statistics.median(ratios), 3),
+            'trainer_float32': trainer_rate(d2l, type(data)),
+            'trainer_bfloat16': trainer_rate(d2l, type(data), 'bfloat16'),
+            'cpu_bfloat16': cpu_bfloat16()}
+
+
 # Fewer repetitions of the eager step where it is very slow (JAX runs op by op).
 EAGER_REPS = {'jax': 3}
 
@@ -285,6 +299,8 @@ def measure(framework, reps):
     bare_mix = mixed_rate(result['bare_fast'], result['bare_fast_eval'])
     result['overhead'] = round(bare_mix / result['trainer'] - 1, 3)
     result['variants'] = variants(framework, d2l, data, batch, reps)
+    if d2l.Trainer.bfloat16:
+        result['precision'] = bfloat16_against_float32(d2l, data, batch, reps)
     result['peak_rss_mb'] = peak_rss_mb()
     return result
 
@@ -488,6 +504,30 @@ def against_book(framework, pairs):
             'speedup': median_ratio(ours, theirs)}
 
 
+# ------------------------------------------------------------ accuracy of a precision
+
+ACCURACY_DIR = os.path.join(records.RESULTS_DIR, 'accuracy')
+
+
+def accuracy_run(framework, precision, seed, folder=ACCURACY_DIR):
+    """The chapter's training of RegNetX32 in full (10 epochs, lr 0.05, batches
+    of 128 images at 96 px) computing in `precision`, its weights initialized
+    from `seed`: the check that a precision trains as well as float32 (and,
+    with two seeds, how much float32 runs differ). Recorded, and resumable, in
+    folder/<precision>-seed<seed>/regnetx32.<framework>.json."""
+    run_folder = os.path.join(folder, f'{precision}-seed{seed}')
+    os.makedirs(run_folder, exist_ok=True)
+    os.environ[RESULTS_ENV] = run_folder
+    d2l = framework_module(framework)
+    trainer = d2l.Trainer(max_epochs=10, precision=precision, seed=seed)
+    trainer.fit(d2l.RegNetX32(lr=0.05), d2l.FashionMNIST(batch_size=128, resize=(96, 96)))
+    last = [h['val_acc'] for h in trainer.history[-4:]]
+    return {'precision': trainer.precision, 'seed': seed, 'epochs': len(trainer.history),
+            'val_acc': trainer.val_acc, 'last_four_mean_val_acc': round(statistics.mean(last), 4),
+            'record': os.path.relpath(os.path.join(run_folder, f'regnetx32.{framework}.json'),
+                                      os.path.dirname(records.RESULTS_DIR))}
+
+
 # ---------------------------------------------------------------------- report
 
 def merge(paths):
@@ -592,6 +632,13 @@ def speed_table(bench):
              for name, value in bench[fw].get('variants', {}).items()]
     if extra:
         lines += ['', 'Other bare training steps (images/s): ' + '; '.join(extra) + '.']
+    precision = [f'{fw} float32 {p["bare_float32"]:.1f}, bfloat16 {p["bare_bfloat16"]:.1f} '
+                 f'({p["speedup"]:.2f}x; Trainer {p["trainer_float32"]:.1f} and '
+                 f'{p["trainer_bfloat16"]:.1f})'
+                 for fw in present for p in [bench[fw].get('precision')] if p]
+    if precision:
+        lines += ['', 'Bare training steps by precision, alternated (images/s): '
+                  + '; '.join(precision) + '.']
     resized = [f'{fw} {bench[fw]["resize"]:,.0f}' for fw in present if 'resize' in bench[fw]]
     if resized:
         lines += ['', 'Resizing the training images once, before the disk cache exists '
@@ -618,8 +665,8 @@ def use_quick_sizes(framework):
     """Tiny sizes everywhere (`--quick`): a check that everything runs, in
     seconds; its numbers mean nothing."""
     global TRAIN_BATCHES, VAL_BATCHES, DATA_BATCHES, DRIFT_TRAIN, DRIFT_VAL, BN_VAL_BATCHES
-    global SIZE
-    TRAIN_BATCHES, VAL_BATCHES, DATA_BATCHES, SIZE = 2, 1, 2, 32
+    global SIZE, PRECISION_PAIRS
+    TRAIN_BATCHES, VAL_BATCHES, DATA_BATCHES, SIZE, PRECISION_PAIRS = 2, 1, 2, 32, 1
     DRIFT_TRAIN, DRIFT_VAL, BN_VAL_BATCHES = BATCH + 8, 8, 1
     BOOK_TRAIN_BATCHES[framework] = 2
 
@@ -667,6 +714,12 @@ def main(argv=None):
                             '(the tests)')
     c.add_argument('--framework', required=True, choices=FRAMEWORKS)
     c.add_argument('--out', required=True)
+    a = commands.add_parser('accuracy', help='the chapter\'s full training at a precision '
+                            '(results/accuracy/)')
+    a.add_argument('--framework', required=True, choices=FRAMEWORKS)
+    a.add_argument('--precision', required=True, choices=('float32', 'bfloat16'))
+    a.add_argument('--seed', type=int, default=0)
+    a.add_argument('--out', required=True)
     r = commands.add_parser('report', help='merge the measurements into one file')
     r.add_argument('paths', nargs='+')
     r.add_argument('--out', required=True)
@@ -699,6 +752,9 @@ def main(argv=None):
         bench = {args.framework: {'profile': profile(args.framework, args.steps)}}
     elif args.command == 'book':
         bench = {args.framework: {'book': against_book(args.framework, args.pairs)}}
+    elif args.command == 'accuracy':
+        run = accuracy_run(args.framework, args.precision, args.seed)
+        bench = {args.framework: {'accuracy': {f'{args.precision}-seed{args.seed}': run}}}
     else:
         bench = {args.framework: measure(args.framework, args.reps)}
     records.write_json_atomic(args.out, bench)
