@@ -2,6 +2,9 @@
 
     python -m d2lsupport.prose      # list problems; exit 1 if there are any
 
+It also counts the chapter's words (`word_count`): a section of the book is read in
+one sitting, so the prose stays within MAX_WORDS.
+
 The claims live in `chapter_cnn_design/numbers.py`: each one quotes a piece of the
 prose exactly, names where its numbers come from, and recomputes them (or the
 condition that a word like "about" or "most" states). The check fails when
@@ -30,6 +33,8 @@ README = ROOT / 'README.md'
 CLAIMS = ROOT / 'chapter_cnn_design' / 'numbers.py'
 README_START, README_END = '<!-- numbers checked -->', '<!-- end numbers checked -->'
 UNCHECKED_KINDS = ('paper', 'book', 'definition')   # sources with nothing to recompute
+MAX_WORDS = 3500
+LABEL_LINE = re.compile(r'^[ \t]*:label:`[^`]*`[ \t]*$', re.MULTILINE)
 
 CODE_CELL = re.compile(r'^```.*?^```[ \t]*$', re.DOTALL | re.MULTILINE)
 ROLES = re.compile(r':(?:cite|citet|citep|numref|label|eqref):`[^`]*`')
@@ -84,6 +89,16 @@ def visible(doc_text, readme=False):
     for pattern in (CODE_CELL, COMMENT):
         text = pattern.sub(blank, text)
     return text
+
+
+def word_count(doc_text):
+    """The words of the prose: everything outside code cells, split on whitespace,
+    after removing `:label:` lines and the targets of links (captions, math,
+    citations and exercises count)."""
+    text = CODE_CELL.sub('', doc_text)
+    text = LABEL_LINE.sub('', text)
+    text = LINK_TARGET.sub(']', text)
+    return len(text.split())
 
 
 def without_names(text):
@@ -157,9 +172,14 @@ def check_document(name, raw, claims, readme=False):
 
 
 def check(claims=None, chapter=CHAPTER, readme=README):
-    """All problems with the numbers of the chapter and the README's results."""
+    """All problems with the numbers of the chapter and the README's results, and
+    a chapter longer than MAX_WORDS."""
     claims = load_claims() if claims is None else claims
     problems = [p for claim in claims for p in check_claim(claim)]
+    words = word_count(chapter.read_text())
+    if words > MAX_WORDS:
+        problems.append(f'{chapter.name}: {words:,} words of prose, more than {MAX_WORDS:,}; '
+                        'cut what does not teach design spaces')
     for name, path, is_readme in (('chapter', chapter, False), ('README', readme, True)):
         mine = [c for c in claims if c.doc == name]
         problems += check_document(path.name, path.read_text(), mine, is_readme)
@@ -170,7 +190,9 @@ def main():
     problems = check()
     for problem in problems:
         print(problem)
-    print(f'{len(problems)} problem(s) with the numbers of the prose' if problems
+    print(f'{CHAPTER.name}: {word_count(CHAPTER.read_text()):,} words of prose '
+          f'(at most {MAX_WORDS:,})')
+    print(f'{len(problems)} problem(s) with the prose' if problems
           else 'every number in the prose is tied to its source and agrees with it')
     return 1 if problems else 0
 

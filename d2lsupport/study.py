@@ -53,6 +53,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from tqdm import tqdm
@@ -356,48 +357,105 @@ def errors_by_space(found):
 
 
 def plot_comparisons(records, pairs=COMPARISONS):
-    """A figure with one panel of error EDFs per pair of spaces that `records` holds."""
+    """One figure of the study: a panel of error EDFs per pair of spaces that
+    `records` holds, in a grid of three columns, each space in the same colour
+    in every panel, and one legend for all (in the last, spare cell)."""
     import matplotlib.pyplot as plt
     errors = errors_by_space(records)
     pairs = [(a, b) for a, b in pairs if a in errors and b in errors]
     if not pairs:
         raise StudyError(f'no pair of compared spaces in the results; need one of '
                          f'{", ".join(a + "/" + b for a, b in COMPARISONS)}')
-    fig, axes = plt.subplots(1, len(pairs), figsize=(3.2 * len(pairs), 3),
-                             sharex=True, sharey=True, squeeze=False)
-    for ax, (a, b) in zip(axes[0], pairs):
-        design.plot_edfs({a: errors[a], b: errors[b]}, ax=ax)
-        if ax is not axes[0, 0]:
-            ax.set_ylabel('')
-    fig.tight_layout()
+    columns = min(3, len(pairs) + 1)
+    rows = -(-(len(pairs) + 1) // columns)
+    colors = dict(zip(design.SPACES, plt.get_cmap('tab10').colors))
+    with plt.rc_context({'font.size': 11}):
+        fig, axes = plt.subplots(rows, columns, figsize=(3.3 * columns, 3 * rows),
+                                 sharex=True, sharey=True, squeeze=False)
+        cells = list(axes.flat)
+        for ax, (a, b) in zip(cells, pairs):
+            for space, style in ((a, '--'), (b, '-')):
+                x, f = design.edf(errors[space])
+                ax.step(np.r_[x[0], x], np.r_[0.0, f], style, where='post',
+                        color=colors[space])
+            ax.set_title(f'{math_name(a)} to {math_name(b)}', fontsize=11)
+            ax.xaxis.set_tick_params(labelbottom=True)
+            ax.set_xlabel('error')
+            ax.grid(alpha=0.3)
+        for ax in axes[:, 0]:
+            ax.set_ylabel('fraction of networks')
+        for ax in cells[len(pairs):]:
+            ax.axis('off')
+        handles = [plt.Line2D([], [], color=colors[s], label=f'{math_name(s)} (n={len(errors[s])})')
+                   for s in errors]
+        handles += [plt.Line2D([], [], color='gray', ls='--', label='dashed: before the step'),
+                    plt.Line2D([], [], color='gray', label='solid: after the step')]
+        cells[-1].legend(handles=handles, loc='center', frameon=False)
+        fig.tight_layout()
     plt.close(fig)
     return fig
 
 
+def math_name(space):
+    """A space's name for a figure, with its letter as a subscript."""
+    name = design.space_name(space)
+    return f'$\\mathrm{{AnyNetX}}_{{{space}}}$' if name.startswith('AnyNetX_') else name
+
+
+def all_bottleneck_ratios(record):
+    """The bottleneck ratios of a record's stages."""
+    return {stage[3] for stage in record['config']['stages']}
+
+
 def summary(records):
-    """One line per design space: sample size, best, median and mean error, the
-    median training time of a network and, for a study at equal cost, how many
-    networks of the space were drawn per accepted one (mean)."""
+    """One line per design space: sample size, median cost (MFLOPs and thousands
+    of parameters), how many networks use no bottleneck (b = 1 in every stage),
+    best and median error, the median error left after a fit of error against
+    log FLOPs and against log parameters over all the records (in points; a
+    space below zero does better than its networks' cost or size predicts),
+    the median training time of a network and, for a study at equal cost, how
+    many networks were drawn per accepted one (mean)."""
     at_cost = any(r.get('cost') for r in records)
-    lines = [f'{"space":<10}{"n":>4}{"best":>8}{"median":>8}{"mean":>8}{"s/model":>9}'
+    lines = [f'{"space":<9}{"n":>4}{"MFLOPs":>8}{"kparams":>9}{"b=1":>5}{"best":>7}'
+             f'{"median":>8}{"vs FLOPs":>10}{"vs params":>11}{"s/net":>7}'
              + (f'{"draws":>7}' if at_cost else '')]
+    spaces = np.array([r['space'] for r in records])
+    by_flops = log_residuals(records, 'flops')[0]
+    by_params = log_residuals(records, 'params')[0]
     for space, errors in errors_by_space(records).items():
-        s = design.edf_summary(errors)
         mine = [r for r in records if r['space'] == space]
-        line = (f'{space:<10}{s["n"]:>4}{s["min"]:>8.3f}{s["median"]:>8.3f}{s["mean"]:>8.3f}'
-                f'{np.median([r["seconds"] for r in mine]):>9.1f}')
+        line = (f'{space:<9}{len(errors):>4}'
+                f'{np.median([r["complexity"]["flops"] for r in mine]) / 1e6:>8.2f}'
+                f'{np.median([r["complexity"]["params"] for r in mine]) / 1e3:>9.1f}'
+                f'{sum(all_bottleneck_ratios(r) == {1} for r in mine):>5}'
+                f'{100 * min(errors):>7.1f}{100 * np.median(errors):>8.2f}'
+                f'{100 * np.median(by_flops[spaces == space]):>+10.2f}'
+                f'{100 * np.median(by_params[spaces == space]):>+11.2f}'
+                f'{np.median([r["seconds"] for r in mine]):>7.1f}')
         if at_cost:
             line += f'{np.mean([r["draws"] for r in mine]):>7.1f}'
         lines.append(line)
     return '\n'.join(lines)
 
 
-def median_shift(before, after, rng, draws=4000):
-    """Median of `after` minus median of `before`, with a 95% bootstrap interval."""
+def bootstrap_shifts(before, after, rng, draws=4000):
+    """The median of `after` minus the median of `before`, each resampled with
+    replacement, `draws` times."""
     before, after = np.asarray(before), np.asarray(after)
-    shifts = [np.median(rng.choice(after, after.size)) - np.median(rng.choice(before, before.size))
-              for _ in range(draws)]
-    return np.median(after) - np.median(before), np.percentile(shifts, [2.5, 97.5])
+    return np.array([np.median(rng.choice(after, after.size)) -
+                     np.median(rng.choice(before, before.size)) for _ in range(draws)])
+
+
+def percentile_interval(samples, confidence=0.95):
+    """The central `confidence` interval of bootstrap samples."""
+    tail = 50 * (1 - confidence)
+    return np.percentile(samples, [tail, 100 - tail])
+
+
+def median_shift(before, after, rng, draws=4000, confidence=0.95):
+    """Median of `after` minus median of `before`, with a bootstrap interval."""
+    shifts = bootstrap_shifts(before, after, rng, draws)
+    return np.median(after) - np.median(before), percentile_interval(shifts, confidence)
 
 
 def expected_half_width(errors, n, seed=0, repeats=20, draws=1000):
@@ -412,13 +470,35 @@ def expected_half_width(errors, n, seed=0, repeats=20, draws=1000):
     return float(np.median(widths))
 
 
-def cost_residuals(records):
-    """Errors minus a straight-line fit of error against log FLOPs over all
-    `records`; returns (residuals, correlation of error with log FLOPs)."""
-    log_flops = np.log([r['complexity']['flops'] for r in records])
+def log_residuals(records, measure='flops'):
+    """Errors minus a straight-line fit of error against the log of a network's
+    `measure` ('flops' or 'params') over all `records`; returns (residuals,
+    correlation of error with the log of that measure)."""
+    log_size = np.log([r['complexity'][measure] for r in records])
     errors = np.array([r['error'] for r in records])
-    slope, intercept = np.polyfit(log_flops, errors, 1)
-    return errors - (intercept + slope * log_flops), np.corrcoef(log_flops, errors)[0, 1]
+    if np.ptp(log_size) == 0:   # nothing to fit: no trend, no correlation
+        return errors - errors.mean(), float('nan')
+    slope, intercept = np.polyfit(log_size, errors, 1)
+    return errors - (intercept + slope * log_size), np.corrcoef(log_size, errors)[0, 1]
+
+
+def edf_distance(x, y):
+    """The largest vertical gap between the EDFs of `x` and `y` (the
+    Kolmogorov-Smirnov statistic)."""
+    grid = np.concatenate([x, y])
+    return float(np.max(np.abs(design.edf(x, grid)[1] - design.edf(y, grid)[1])))
+
+
+def edf_test(x, y, rng, draws=2000):
+    """(gap between the EDFs, p-value): how often networks shuffled between the
+    two spaces, keeping the sample sizes, give a gap at least as large; a
+    small p says the whole distributions differ, not only their medians."""
+    gap, pooled = edf_distance(x, y), np.concatenate([x, y])
+    larger = 0
+    for _ in range(draws):
+        shuffled = rng.permutation(pooled)
+        larger += edf_distance(shuffled[:len(x)], shuffled[len(x):]) >= gap - 1e-12
+    return gap, (larger + 1) / (draws + 1)
 
 
 def average_ranks(values):
@@ -467,27 +547,107 @@ def errors_by_bottleneck_ratio(found, spaces=('B', 'C', 'D', 'E')):
     return dict(sorted(errors.items()))
 
 
-def comparisons(records, pairs=COMPARISONS, seed=0):
-    """Per pair of spaces, the change in median error (bootstrap interval), and
-    per space the median cost and the median error after correcting for cost."""
-    errors, rng = errors_by_space(records), np.random.default_rng(seed)
-    lines = ['change of the median error, in points (95% bootstrap interval):']
-    for a, b in [(a, b) for a, b in pairs if a in errors and b in errors]:
-        shift, (low, high) = median_shift(errors[a], errors[b], rng)
-        lines.append(f'  {a:>7} -> {b:<8}{100 * shift:+6.2f}  [{100 * low:+.2f}, {100 * high:+.2f}]')
-    residuals, correlation = cost_residuals(records)
-    flops = [r['complexity']['flops'] / 1e6 for r in records]
-    lines.append(f'MFLOPs of the networks: {min(flops):.2f} to {max(flops):.2f}; '
-                 f'correlation of error with log FLOPs: {correlation:.2f}')
-    lines.append(f'{"space":<10}{"MFLOPs":>8}{"cost-corrected median error (points)":>38}')
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """One refinement from space `before` to space `after`, in points of error:
+    the median shift with its 95% interval and with the interval that holds
+    for all steps together (Bonferroni), the gap between the whole EDFs and
+    its p-value, the shift of the errors corrected for log parameters, and the
+    shift among networks without a bottleneck (b = 1), each with a 95%
+    interval (None where a space has fewer than MIN_SUBSET such networks)."""
+    before: str
+    after: str
+    shift: float
+    interval: tuple
+    joint_interval: tuple
+    edf_gap: float
+    edf_p: float
+    size_corrected: tuple
+    without_bottleneck: Optional[tuple]
+
+
+MIN_SUBSET = 10   # networks per space for a comparison within a subset
+
+
+def compare_steps(records, pairs=COMPARISONS, seed=0):
+    """A `Step` per pair of spaces that `records` holds; each pair has its own
+    random numbers, so a step's intervals do not depend on the other pairs."""
+    errors = errors_by_space(records)
+    pairs = [(a, b) for a, b in pairs if a in errors and b in errors]
     spaces = np.array([r['space'] for r in records])
-    for space in errors:
-        flops = np.median([r['complexity']['flops'] for r in records if r['space'] == space])
-        lines.append(f'{space:<10}{flops / 1e6:>8.2f}{100 * np.median(residuals[spaces == space]):>+38.2f}')
-    by_b = errors_by_bottleneck_ratio(records)
-    if by_b:
+    corrected = log_residuals(records, 'params')[0]
+    plain = np.array([all_bottleneck_ratios(r) == {1} for r in records])
+    error = np.array([r['error'] for r in records])
+    joint = 1 - (1 - 0.95) / len(pairs)
+    steps = []
+    for i, (a, b) in enumerate(pairs):
+        rng = np.random.default_rng([seed, i])
+        shifts = bootstrap_shifts(errors[a], errors[b], rng)
+        shift = np.median(errors[b]) - np.median(errors[a])
+        gap, p = edf_test(np.array(errors[a]), np.array(errors[b]), rng)
+        size = median_shift(corrected[spaces == a], corrected[spaces == b], rng)
+        subset = None
+        x, y = error[(spaces == a) & plain], error[(spaces == b) & plain]
+        if min(len(x), len(y)) >= MIN_SUBSET:
+            subset = (len(x), len(y), *median_shift(x, y, rng))
+        steps.append(Step(a, b, 100 * shift, tuple(100 * percentile_interval(shifts)),
+                          tuple(100 * percentile_interval(shifts, joint)), gap, p,
+                          (100 * size[0], tuple(100 * size[1])),
+                          None if subset is None else
+                          (subset[0], subset[1], 100 * subset[2], tuple(100 * subset[3]))))
+    return steps
+
+
+def bottleneck_effect(records, spaces=('B', 'C', 'D', 'E'), seed=0):
+    """({b: errors} of the networks of `spaces`, which share one bottleneck
+    ratio b across their stages, and the shift of the median error in points
+    from b = 1 to the largest b, with its 95% interval)."""
+    by_b = errors_by_bottleneck_ratio(records, spaces)
+    if len(by_b) < 2:
+        return by_b, None
+    largest = max(by_b)
+    shift, interval = median_shift(by_b[1], by_b[largest], np.random.default_rng(seed))
+    return by_b, (largest, 100 * shift, tuple(100 * interval))
+
+
+def interval_text(interval):
+    return f'[{interval[0]:+.2f}, {interval[1]:+.2f}]'
+
+
+def comparisons(records, pairs=COMPARISONS, seed=0):
+    """The steps between spaces as two tables (the shift of the median error
+    with its intervals and the EDF test; the same shift under two possible
+    confounds: size, and the bottleneck), the correlations of error with cost
+    and size, and the effect of the bottleneck ratio."""
+    steps = compare_steps(records, pairs, seed)
+    lines = [f'change of the median error, in points ({len(steps)} steps; the joint '
+             f'interval holds for all {len(steps)} at once):',
+             f'{"step":<18}{"shift":>7}{"95% interval":>18}{"joint interval":>18}'
+             f'{"EDF gap":>9}{"p":>7}']
+    for s in steps:
+        lines.append(f'{s.before + " -> " + s.after:<18}{s.shift:>+7.2f}'
+                     f'{interval_text(s.interval):>18}{interval_text(s.joint_interval):>18}'
+                     f'{s.edf_gap:>9.2f}{s.edf_p:>7.3f}')
+    lines += ['the same shift corrected for log parameters, and among networks with b = 1 '
+              '(95% intervals):',
+              f'{"step":<18}{"size-corrected":>24}{"b = 1 only (networks)":>32}']
+    for s in steps:
+        within = '-' if s.without_bottleneck is None else (
+            f'{s.without_bottleneck[2]:+.2f} {interval_text(s.without_bottleneck[3])} '
+            f'({s.without_bottleneck[0]}, {s.without_bottleneck[1]})')
+        lines.append(f'{s.before + " -> " + s.after:<18}'
+                     f'{s.size_corrected[0]:>+7.2f} {interval_text(s.size_corrected[1]):>16}'
+                     f'{within:>32}')
+    flops = [r['complexity']['flops'] / 1e6 for r in records]
+    lines.append(f'MFLOPs {min(flops):.2f} to {max(flops):.2f}; correlation of error with '
+                 f'log FLOPs {log_residuals(records, "flops")[1]:.2f}, with log parameters '
+                 f'{log_residuals(records, "params")[1]:.2f}')
+    by_b, effect = bottleneck_effect(records, seed=seed)
+    if effect:
         lines.append('median error of B to E by bottleneck ratio: ' + ', '.join(
-            f'b = {b:g}: {100 * np.median(e):.1f}% (n={len(e)})' for b, e in by_b.items()))
+            f'b = {b:g}: {100 * np.median(e):.1f}% ({len(e)})' for b, e in by_b.items())
+            + f'; b = {effect[0]:g} against b = 1: {effect[1]:+.2f} '
+            f'{interval_text(effect[2])}')
     return '\n'.join(lines)
 
 

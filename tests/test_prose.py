@@ -70,3 +70,23 @@ def test_the_readme_is_checked_between_its_markers_only():
 def test_a_broken_source_is_reported_not_raised():
     problems = prose.check_claim(Claim('3 runs', 'a record', value=lambda: 1 / 0))
     assert problems and 'ZeroDivisionError' in problems[0]
+
+
+def test_words_are_counted_outside_code_labels_and_link_targets():
+    doc = ('# A title\n:label:`sec_x`\n\nSome prose with $x_1$ math :cite:`a.b`.\n\n'
+           '```{.python .input}\nprint("not counted")\n```\n\n'
+           '![A caption here](../img/some-long-path.svg)\n:label:`fig_x`\n')
+    # A title / Some prose with $x_1$ math :cite:`a.b`. / ![A caption here]
+    assert prose.word_count(doc) == 3 + 6 + 3
+
+
+def test_a_chapter_longer_than_the_limit_is_reported(tmp_path):
+    chapter = tmp_path / 'c.md'
+    chapter.write_text('word ' * (prose.MAX_WORDS + 1))
+    readme = tmp_path / 'README.md'
+    readme.write_text('')
+    problems = prose.check([], chapter, readme)
+    assert problems == [f'c.md: {prose.MAX_WORDS + 1:,} words of prose, more than '
+                        f'{prose.MAX_WORDS:,}; cut what does not teach design spaces']
+    chapter.write_text('word ' * prose.MAX_WORDS)
+    assert prose.check([], chapter, readme) == []

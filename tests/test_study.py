@@ -237,15 +237,17 @@ def fake_records(errors_by_space):
             for space, errors in errors_by_space.items() for i, e in enumerate(errors)]
 
 
-def synthetic_records(errors_by_space, flops=None):
-    """Study records with the given errors (and FLOPs, default 1e6 for all)."""
+def synthetic_records(errors_by_space, flops=None, params=None):
+    """Study records with the given errors (and FLOPs and parameters, default
+    1e6 and 1e4 for all); bottleneck ratios alternate between 1 and 2."""
     records = []
     for space, errors in errors_by_space.items():
         for i, error in enumerate(errors):
-            b = 1 + i % 2   # alternate bottleneck ratios 1 and 2
-            records.append({'space': space, 'index': i, 'error': error,
+            b = 1 + i % 2
+            records.append({'space': space, 'index': i, 'error': error, 'seconds': 1.0,
                             'config': {'stem_width': 16, 'stages': [(1, 16, 1, b)] * 3},
-                            'complexity': {'flops': (flops or {}).get((space, i), 1e6)}})
+                            'complexity': {'flops': (flops or {}).get((space, i), 1e6),
+                                           'params': (params or {}).get((space, i), 1e4)}})
     return records
 
 
@@ -267,26 +269,67 @@ def test_the_expected_interval_shrinks_as_one_over_the_root_of_the_sample_size()
     assert small == pytest.approx(1.96 * np.sqrt(2) * 1.25 * 0.01 / 5, rel=0.25)
 
 
-def test_cost_residuals_remove_a_trend_with_log_flops():
+def test_log_residuals_remove_a_trend_with_log_size():
     flops = {('A', i): 10 ** (5 + i / 10) for i in range(20)}
     errors = [0.3 - 0.01 * np.log(flops[('A', i)]) for i in range(20)]
-    residuals, correlation = study.cost_residuals(synthetic_records({'A': errors}, flops))
+    residuals, correlation = study.log_residuals(synthetic_records({'A': errors}, flops))
     assert correlation == pytest.approx(-1)
     assert np.abs(residuals).max() < 1e-12
+    residuals, correlation = study.log_residuals(
+        synthetic_records({'A': errors}, params=flops), 'params')
+    assert correlation == pytest.approx(-1) and np.abs(residuals).max() < 1e-12
 
 
-def test_comparisons_report_each_step_and_space():
-    flops = {(space, i): 1e6 * (i + 1) for space in 'AB' for i in range(4)}
-    records = synthetic_records({'A': [0.20, 0.22, 0.24, 0.26], 'B': [0.10, 0.12, 0.14, 0.16]},
-                                flops)
+def test_edf_test_finds_a_shift_of_the_whole_distribution_and_not_a_shuffle():
+    rng = np.random.default_rng(0)
+    x = rng.normal(0.14, 0.01, 60)
+    assert study.edf_distance(x, x) == 0
+    assert study.edf_distance([0.1, 0.2], [0.3, 0.4]) == 1
+    gap, p = study.edf_test(x, x + 0.01, np.random.default_rng(1), draws=500)
+    assert gap > 0.3 and p < 0.01
+    gap, p = study.edf_test(x[:30], x[30:], np.random.default_rng(1), draws=500)
+    assert p > 0.05
+
+
+def test_steps_have_wider_joint_intervals_and_size_corrections():
+    rng = np.random.default_rng(0)
+    errors = {'A': rng.normal(0.15, 0.005, 40), 'B': rng.normal(0.13, 0.005, 40),
+              'C': rng.normal(0.15, 0.005, 40)}
+    # B's networks are bigger (e times the parameters), which explains its lower error
+    params = {('B', i): 1e4 * np.e for i in range(40)}
+    records = synthetic_records(errors, params=params)
+    steps = study.compare_steps(records)
+    assert [(s.before, s.after) for s in steps] == [('A', 'B'), ('B', 'C')]
+    ab = steps[0]
+    assert ab.shift == pytest.approx(100 * (np.median(errors['B']) - np.median(errors['A'])))
+    assert ab.joint_interval[0] < ab.interval[0] < ab.shift < ab.interval[1] < ab.joint_interval[1]
+    assert ab.edf_p < 0.01 and ab.shift < -1.5
+    assert abs(ab.size_corrected[0]) < 0.5
+    # half of each space has b = 1 (fewer than MIN_SUBSET would give None)
+    assert ab.without_bottleneck[:2] == (20, 20)
+    assert study.compare_steps(synthetic_records({k: v[:18] for k, v in errors.items()}))[
+        0].without_bottleneck is None
+    # a step is the same whatever other pairs are compared
+    assert study.compare_steps(records, pairs=[('A', 'B')])[0].interval == ab.interval
+
+
+def test_comparisons_print_each_step_and_the_bottleneck_effect():
+    records = synthetic_records({'A': [0.20, 0.22, 0.24, 0.26], 'B': [0.10, 0.12, 0.14, 0.16]})
     lines = study.comparisons(records, pairs=[('A', 'B'), ('B', 'C')]).splitlines()
-    assert lines[1].split()[:4] == ['A', '->', 'B', '-10.00']        # 0.13 - 0.23, in points
+    assert lines[2].split()[:4] == ['A', '->', 'B', '-10.00']        # 0.13 - 0.23, in points
     assert not any('-> C' in line for line in lines)                  # C has no records
-    correlation = study.cost_residuals(records)[1]
-    assert lines[2] == f'MFLOPs of the networks: 1.00 to 4.00; correlation of error with ' \
-                       f'log FLOPs: {correlation:.2f}'
-    assert lines[4].split() == ['A', '2.50', f'{100 * np.median(study.cost_residuals(records)[0][:4]):+.2f}']
-    assert lines[-1].endswith('b = 1: 12.0% (n=2), b = 2: 14.0% (n=2)')   # B only
+    assert lines[-2].startswith('MFLOPs 1.00 to 1.00')
+    assert lines[-1].startswith('median error of B to E by bottleneck ratio: '
+                                'b = 1: 12.0% (2), b = 2: 14.0% (2); b = 2 against b = 1: +2.00')
+
+
+def test_summary_gives_cost_size_and_bottleneck_per_space():
+    flops = {('A', i): 1e6 * (i + 1) for i in range(4)}
+    records = synthetic_records({'A': [0.20, 0.22, 0.24, 0.26]}, flops)
+    lines = study.summary(records).splitlines()
+    residuals = study.log_residuals(records)[0]
+    assert lines[1].split()[:8] == ['A', '4', '2.50', '10.0', '2', '20.0', '23.00',
+                                    f'{100 * np.median(residuals):+.2f}']
 
 
 def test_spearman_ranks_ties_together():
@@ -310,15 +353,17 @@ def test_rank_agreement_matches_networks_by_space_and_index():
         study.rank_agreement(short[:2], long[4:])
 
 
-def test_plot_draws_one_panel_per_comparison(tmp_path, capsys):
-    records = fake_records({'A': [0.2, 0.3], 'B': [0.1, 0.25, 0.3], 'C': [0.15]})
-    assert len(study.plot_comparisons(records).axes) == 2   # A vs B, B vs C
+def test_plot_draws_one_panel_per_comparison_and_a_legend(tmp_path, capsys):
+    records = synthetic_records({'A': [0.2, 0.3], 'B': [0.1, 0.25, 0.3], 'C': [0.15]})
+    axes = study.plot_comparisons(records).axes   # A vs B, B vs C, and the legend
+    assert [len(ax.lines) for ax in axes] == [2, 2, 0]
+    assert len(axes[2].get_legend().get_texts()) == 3 + 2   # three spaces, two line styles
     path = tmp_path / 'r.jsonl'
     path.write_text(''.join(json.dumps(r) + '\n' for r in records))
     assert study.main(['plot', str(path), '--out', str(tmp_path / 'edf.svg')]) == 0
     assert (tmp_path / 'edf.svg').read_text().lstrip().startswith('<?xml')
     out = capsys.readouterr().out.splitlines()
-    assert out[2].split() == ['B', '3', '0.100', '0.250', '0.217', '1.0']
+    assert out[2].split()[:2] == ['B', '3'] and out[2].split()[6] == '25.00'
     with pytest.raises(StudyError, match='no pair'):
         study.plot_comparisons(fake_records({'A': [0.2], 'C': [0.3]}))
 
