@@ -311,8 +311,20 @@ class DataModule(HyperParameters):
         return self.get_dataloader(train=False)
 
 
-def print_layer_table(rows):
-    """Print one line per (layer name, output shape, parameter count) and the total."""
-    for name, shape, count in rows:
+def layer_names(model, layers):
+    """Names for the top-level layers of `model`: stem, stage 1, ..., head for a
+    network of the chapter's template (its `arch` has one entry per stage
+    between the stem and the head), else each layer's class name."""
+    arch = getattr(model, 'arch', None)
+    if arch is not None and len(layers) == len(arch) + 2:
+        return ['stem', *(f'stage {i}' for i in range(1, len(arch) + 1)), 'head']
+    return [type(layer).__name__ for layer in layers]
+
+
+def print_layer_table(model, rows):
+    """Print one line per (top-level layer of `model`, output shape, parameter
+    count), the layer named by `layer_names`, and the total."""
+    names = layer_names(model, [layer for layer, _, _ in rows])
+    for name, (_, shape, count) in zip(names, rows):
         print(f'{name:<18} output shape: {str(tuple(shape)):<18} parameters: {count:>9,}')
     print(f'total parameters: {sum(count for _, _, count in rows):,}')

@@ -85,11 +85,11 @@ class Module(nn.Module, HyperParameters):
                 X = layer(X)
                 params = layer.variables.get('params', {}) \
                     if isinstance(layer, nn.Module) else {}
-                rows.append((type(layer).__name__, X.shape, _size(params)))
+                rows.append((layer, X.shape, _size(params)))
 
         jax.eval_shape(partial(self.apply, method=run_layers, mutable=['batch_stats']),
                        variables, X)
-        print_layer_table(rows)
+        print_layer_table(self, rows)
 
 
 class Classifier(Module):

@@ -90,8 +90,8 @@ class Module(nn.Block, HyperParameters):
         with autograd.predict_mode():
             for layer in self.net:
                 X = layer(X)
-                rows.append((type(layer).__name__, X.shape, _trainable(layer)))
-        print_layer_table(rows)
+                rows.append((layer, X.shape, _trainable(layer)))
+        print_layer_table(self, rows)
 
 
 class Classifier(Module):

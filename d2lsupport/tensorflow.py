@@ -71,8 +71,8 @@ class Module(tf.keras.Model, HyperParameters):
         X, rows = tf.zeros(X_shape), []
         for layer in self.net.layers:
             X = layer(X, training=False)
-            rows.append((type(layer).__name__, X.shape, _num_trainable(layer)))
-        print_layer_table(rows)
+            rows.append((layer, X.shape, _num_trainable(layer)))
+        print_layer_table(self, rows)
 
 
 class Classifier(Module):

@@ -99,10 +99,10 @@ class Module(nn.Module, HyperParameters):
         with torch.no_grad():
             for layer in self.net:
                 X = layer(X)
-                rows.append((type(layer).__name__, X.shape,
+                rows.append((layer, X.shape,
                              sum(p.numel() for p in layer.parameters())))
         self.train()
-        print_layer_table(rows)
+        print_layer_table(self, rows)
 
 
 class Classifier(Module):

@@ -39,10 +39,24 @@ def test_budget_is_full_unless_the_harness_asks(monkeypatch):
     assert 'SMALL-BUDGET MODE' in small.banner()
 
 
-def test_print_layer_table_totals(capsys):
-    core.print_layer_table([('Conv', (1, 8, 4, 4), 80), ('Dense', (1, 10), 1_210)])
+class Conv:
+    pass
+
+
+class Dense:
+    pass
+
+
+def test_print_layer_table_totals_and_names_the_template_s_parts(capsys):
+    rows = [(Conv(), (1, 8, 4, 4), 80), (Conv(), (1, 8, 2, 2), 100), (Dense(), (1, 10), 1_210)]
+    core.print_layer_table(object(), rows)
     lines = capsys.readouterr().out.splitlines()
-    assert lines[1].endswith('1,210') and lines[-1] == 'total parameters: 1,290'
+    assert [line.split()[0] for line in lines[:3]] == ['Conv', 'Conv', 'Dense']
+    assert lines[2].endswith('1,210') and lines[-1] == 'total parameters: 1,390'
+    network = type('Net', (), {'arch': ((1, 8, 1, 1),)})()     # one stage
+    core.print_layer_table(network, rows)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line[:8].strip() for line in lines[:3]] == ['stem', 'stage 1', 'head']
 
 
 def test_progress_board_draws_each_curve(tmp_path):

@@ -44,6 +44,7 @@ def test_layer_summary_halves_resolution_and_widens_channels(d2l, framework, cap
         assert line.rstrip().endswith(f'{params:,}')
     assert '(1, 10)' in lines[3] and lines[3].rstrip().endswith('810')
     assert lines[4] == f'total parameters: {REGNETX32_PARAMS:,}'
+    assert [line[:8].strip() for line in lines[:4]] == ['stem', 'stage 1', 'stage 2', 'head']
 
 
 @pytest.mark.parametrize('space', ['A', 'C', 'E', 'RegNetX'])
