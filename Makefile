@@ -161,6 +161,8 @@ study: $(call stamp,$(STUDY_FRAMEWORK)) data
 	$(study_run) --out results/study-long.jsonl -n $(STUDY_LONG_N) --epochs $(STUDY_LONG_EPOCHS)
 	$(call env_python,$(STUDY_FRAMEWORK)) -m d2lsupport.study plot results/study-cost.jsonl \
 		--out img/edf-study-cost.svg
+	$(call env_python,$(STUDY_FRAMEWORK)) -m d2lsupport.study plot results/study.jsonl \
+		--out img/edf-study.svg
 
 # Speed and memory: every framework in its own process; each against the book's way of
 # training its tab (alternated epochs); JAX's and PyTorch's steps operation by operation.

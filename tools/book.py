@@ -391,18 +391,26 @@ def recorded_run(framework, root=ROOT):
     return line, outputs
 
 
+NO_RECORD = ('(This cell trains networks; its output is shown from a full run of the '
+             'chapter, and none is recorded for this version of the cell yet.)\n')
+
+
 def show_recorded_runs(nb, framework, root=ROOT):
     """Give each cell of `nb` that trained in the small budget the outputs of the
-    same cell in `framework`'s recorded run; returns how many cells got them."""
+    same cell in `framework`'s recorded run, or, where that run has no such cell,
+    the line NO_RECORD instead of its small-budget output; returns how many cells
+    got recorded outputs."""
     run = recorded_run(framework, root)
     replaced = 0
     for cell in nb.cells:
         if not _trained_in_small_budget(cell):
             continue
         if run is None or _code(cell) not in run[1]:
-            log.warning('%s: no recorded run of the cell %r; the page shows its small-budget '
-                        'output (`make run FRAMEWORK=%s` records one)', framework,
+            # a small budget's output would mislead a reader: show none, and say why
+            log.warning('%s: no recorded run of the cell %r; the page shows no output for it '
+                        '(`make run FRAMEWORK=%s` records one)', framework,
                         _code(cell)[:50], framework)
+            cell.outputs = [nbformat.v4.new_output('stream', name='stdout', text=NO_RECORD)]
             continue
         note = nbformat.v4.new_output('stream', name='stdout', text=run[0])
         cell.outputs = [note] + copy.deepcopy(run[1][_code(cell)])

@@ -171,6 +171,9 @@ def test_each_tab_shows_its_code_and_outputs(page, name):
     outputs = '\n'.join(o.text for p in panels
                         for o in p.find_elements(By.CSS_SELECTOR, OUTPUT))
     assert 'total parameters: 179,290' in outputs          # RegNetX32().layer_summary(...)
+    # the chapter's own block, not library internals
+    codes = '\n'.join(c.text for p in panels for c in p.find_elements(By.CSS_SELECTOR, CODE))
+    assert 'class ResNeXtBlock' in codes and 'inspect.getsource' not in codes
     assert re.search(r'train loss \d+\.\d+, val loss \d+\.\d+, val acc', outputs)  # trainer.fit
     training = next(p for p in panels if 'trainer.fit(model, data)' in p.text)
     if 'small training budget' in budget_note(page):
@@ -215,9 +218,11 @@ def test_every_image_loads(page, base_url):
     names = [src.rsplit('/', 1)[-1] for src, _ in images]
     assert any(n.startswith('anynet') and n.endswith('.svg') for n in names)
     assert any(n.startswith('edf-study') and n.endswith('.svg') for n in names)
-    # once each: the study's EDFs, the live study's EDFs, the width rule; then one
-    # training plot per tab
-    assert sum(n.endswith('.png') for n in names) >= 3 + len(TABS)
+    # the study's EDFs once, as the committed figures (no cell redraws them)
+    studies = [n for n in names if n.startswith('edf-study') and n.endswith('.svg')]
+    assert len(studies) == 2 and any(n.startswith('edf-study-cost') for n in studies)
+    # the width rule once; then one training plot per tab
+    assert sum(n.endswith('.png') for n in names) >= 1 + len(TABS)
 
 
 def test_math_renders(page):
