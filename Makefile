@@ -23,7 +23,7 @@ export FASHION_MNIST_MIRROR
 env_python = $(ENVS_DIR)/$(1)/bin/python
 stamp = $(ENVS_DIR)/$(1)/.installed
 
-.PHONY: setup run test data ipynb library record lock lab kernels study bench drift bn-check memory clean-envs
+.PHONY: setup run test data ipynb library translation record lock lab kernels study bench drift bn-check memory clean-envs
 # (test-, pytest-, nbval- and data-<framework> are not .PHONY: make skips pattern rules
 # for phony targets.)
 
@@ -114,6 +114,13 @@ nbval-%: $(call stamp,%)
 # Regenerate the reader's notebook from the markdown source.
 ipynb: $(call stamp,$(FRAMEWORK))
 	$(call env_python,$(FRAMEWORK)) -m d2lsupport.notebook $(CHAPTER).md $(CHAPTER).ipynb
+
+# The Indonesian edition: cnn-design.id.md from the English source and the translated
+# paragraphs (chapter_cnn_design/translations/id.md), then its notebook. `python -m
+# d2lsupport.translation status` lists the English paragraphs that changed since.
+translation: $(call stamp,$(FRAMEWORK))
+	$(call env_python,$(FRAMEWORK)) -m d2lsupport.translation build id
+	$(call env_python,$(FRAMEWORK)) -m d2lsupport.notebook $(CHAPTER).id.md $(CHAPTER).id.ipynb
 
 # Regenerate the library's copy of the chapter's network: the cells marked #@save go
 # into d2lsupport/chapter/<framework module>.py (a test fails when they differ).

@@ -186,8 +186,17 @@ def check(claims=None, chapter=CHAPTER, readme=README):
     return problems
 
 
+def check_translations(chapter=None):
+    """The translations' problems: each states its English paragraphs' numbers, in its
+    own format, so each number keeps its English twin's source (d2lsupport.translation)."""
+    from . import translation
+    return [p for language in translation.LANGUAGES
+            if translation.translation_file(language).exists()
+            for p in translation.problems(language, chapter)]
+
+
 def main():
-    problems = check()
+    problems = check() + check_translations()
     for problem in problems:
         print(problem)
     print(f'{CHAPTER.name}: {word_count(CHAPTER.read_text()):,} words of prose '
