@@ -254,7 +254,7 @@ def plot_width_rule(w0, wa, wm, depth, group_width, bottleneck_ratio=1, q=8, ax=
     blocks = np.arange(depth)
     ax.plot(blocks, linear_widths(w0, wa, depth), '--', label='linear $u_j$')
     ax.step(blocks, block_widths(w0, wa, wm, depth, group_width, bottleneck_ratio, q),
-            where='mid', label='block width $w_j$')
+            where='mid', label='width of block $j$')
     ax.set_xlabel('block index $j$')
     ax.set_ylabel('width (channels)')
     ax.grid(alpha=0.3)
