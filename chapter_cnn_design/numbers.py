@@ -338,7 +338,7 @@ CLAIMS += [
           'study.comparisons (last line) on results/study.jsonl',
           value=lambda: ['1', f(by_bottleneck(1), 1), f(by_bottleneck(2), 1), '2',
                          f(by_bottleneck(4), 1), '4']),
-    Claim("though RegNetX also beats E's $b = 1$ networks alone",
+    Claim("though RegNetX also beats E's $b = 1$ networks taken alone",
           'study.comparisons (b = 1 only) on results/study.jsonl', value=lambda: '1',
           holds=lambda: step('first', 'E', 'RegNetX').without_bottleneck[3][1] < 0),
     Claim('(with 32 per space, about a point)',
@@ -390,8 +390,8 @@ CLAIMS += [
           value=lambda: [f(study.log_residuals(cost_records(), 'params')[1], 2),
                          f(study.log_residuals(cost_records())[1], 2)]),
     Claim('Across the 384 networks', 'results/study-cost.jsonl', value=lambda: f(len(cost_records()))),
-    Claim('the gain of C to D shrinks to $-0.19$ points, with an interval\n($-0.49$ to $+0.16$) '
-          'that includes zero, while the gain of RegNetX over E becomes resolved\n($-0.55$, from '
+    Claim('the shift from C to D shrinks to $-0.19$ points, with an interval\n($-0.49$ to $+0.16$) '
+          'that includes zero, while the shift from E to RegNetX becomes resolved\n($-0.55$, from '
           '$-0.85$ to $-0.11$)', 'study.comparisons (size-corrected) on results/study-cost.jsonl',
           value=lambda: [signed(step('cost', 'C', 'D').size_corrected[0], 2),
                          *(signed(x, 2) for x in step('cost', 'C', 'D').size_corrected[1]),
@@ -557,7 +557,7 @@ CLAIMS += [
     Claim('validation accuracies lie within 1.3 points (0.897 to 0.910)', 'the records (val_acc)',
           value=lambda: ['1.3', f(min(final_accuracies()), 3), f(max(final_accuracies()), 3)],
           holds=lambda: 100 * (max(final_accuracies()) - min(final_accuracies())) <= 1.3),
-    Claim("one run's accuracy still\nmoved by 2.1 to 3.2 points over its last four epochs. With "
+    Claim("each run's accuracy still\nmoved by 2.1 to 3.2 points over its last four epochs. With "
           'one run per framework we\ncan detect no difference between the frameworks',
           'the records (history)',
           value=lambda: [f(min(noise(fw) for fw in FRAMEWORKS), 1),
