@@ -47,7 +47,8 @@ CODE_CELL = prose.CODE_CELL
 BLANK_LINES = re.compile(r'\n[ \t]*\n\s*')
 ENTRY = re.compile(r'^<!-- en:([0-9a-f]{12}) -->[ \t]*$', re.MULTILINE)
 KEPT = re.compile(r':(?:label|numref|eqref|cite|citet|citep):`[^`]*`|\]\([^)\s]*\)')
-GLOSSARY_ROW = re.compile(r'^\|\s*([^|]+?)\s*\|\s*([^|]+?)\s*\|', re.MULTILINE)
+GLOSSARY_ROW = re.compile(r'^\|\s*([^|]+?)\s*\|\s*([^|]+?)\s*\|([^|\n]*)\|?', re.MULTILINE)
+NOT_IN = re.compile(r'not in "([^"]+)"')
 
 
 class TranslationError(ValueError):
@@ -143,11 +144,13 @@ def translated_chapter(language):
 
 
 def glossary(language):
-    """[(English term, term in `language`)] from translations/<LANG>-glossary.md, a
-    markdown table whose first two columns are the terms (header rows skipped)."""
+    """[(English term, term in `language`, English phrases where the term is not the
+    term)] from translations/<LANG>-glossary.md, a markdown table whose columns are
+    the two terms and a note; a note `not in "trial and error"` names such a phrase."""
     path = FOLDER / f'{language}-glossary.md'
     rows = GLOSSARY_ROW.findall(path.read_text()) if path.exists() else []
-    return [(en, tr) for en, tr in rows if not set(en) <= set('-: ') and en != 'English']
+    return [(en, tr, NOT_IN.findall(note)) for en, tr, note in rows
+            if not set(en) <= set('-: ') and en != 'English']
 
 
 def localized(number, language):
@@ -201,8 +204,11 @@ def problems(language='id', chapter=None):
         if want != have:
             found.append(f'{path.name}: entry {h} states {sorted(have.elements())}, its English '
                          f'paragraph {sorted(want.elements())} (in {LANGUAGES[language]} format)')
-        for en, tr in terms:
-            if term_used(en, source) and not term_used(tr, target):
+        for en, tr, phrases in terms:
+            plain = source
+            for phrase in phrases:
+                plain = re.sub(re.escape(phrase), ' ', plain, flags=re.IGNORECASE)
+            if term_used(en, plain) and not term_used(tr, target):
                 found.append(f'{path.name}: entry {h} does not use the glossary\'s "{tr}" for '
                              f'"{en}"')
     generated = translated_chapter(language)

@@ -29,7 +29,8 @@ INDONESIAN = {
         '![Galat $n$ jaringan.](../img/x.svg)\n:label:`fig_x`',
     'The shift is $-0.50$ points :cite:`a.b`.': 'Pergeserannya $-0{,}50$ poin :cite:`a.b`.',
 }
-GLOSSARY = '| English | Bahasa Indonesia |\n| --- | --- |\n| network | jaringan |\n| error | galat |\n'
+GLOSSARY = ('| English | Bahasa Indonesia | note |\n| --- | --- | --- |\n| network | jaringan | |\n'
+            '| error | galat | not in "trial and error" |\n')
 
 
 @pytest.fixture
@@ -114,6 +115,18 @@ def test_numbers_references_and_terms_must_match_their_english_twin(project, wro
     translation.build('id')
     problems = translation.problems('id', project)
     assert len(problems) == 1 and message in problems[0]
+
+
+def test_a_glossary_note_exempts_a_phrase(project):
+    assert translation.glossary('id') == [('network', 'jaringan', []),
+                                          ('error', 'galat', ['trial and error'])]
+    english = ENGLISH.replace('The shift is', 'By trial and error, the shift is')
+    project.write_text(english)
+    entries = {en: tr for en, tr in INDONESIAN.items() if not en.startswith('The shift')}
+    write_entries({**entries, 'By trial and error, the shift is $-0.50$ points :cite:`a.b`.':
+                   'Dengan coba-coba, pergeserannya $-0{,}50$ poin :cite:`a.b`.'})
+    translation.build('id')
+    assert translation.problems('id', project) == []
 
 
 def test_an_entry_is_one_paragraph(project):
