@@ -53,10 +53,12 @@ def test_staged_chapter(full):
     labels = set(book.LABEL.findall(source))
     staged = book.stage_chapter(source, full, labels)
     assert '%load_ext' not in staged
-    title = staged.split('\n', 3)
+    title = staged.split('\n', 5)
     assert title[0].startswith('# ') and title[1].startswith(':label:')
-    assert title[3].startswith(f'*{book.NOTE_MARK}*')
-    assert ('full training budget' in title[3]) == full
+    assert title[3] == ('*Read in:* [Bahasa Indonesia]'
+                        '(../id/chapter_cnn_design/cnn-design.html)')
+    assert title[5].startswith(f'*{book.NOTE_MARK}*')
+    assert ('full training budget' in title[5]) == full
     # every :numref: left points into this book; the others link to d2l.ai
     assert set(book.NUMREF.findall(staged)) <= labels
     assert staged.count('](https://d2l.ai/') == source.count(':numref:`') - \
@@ -64,6 +66,26 @@ def test_staged_chapter(full):
     # the code cells are untouched (but for the dropped first one)
     fence = re.compile(r'```\{\.python \.input[^}]*\}\n(.*?)\n```', re.DOTALL)
     assert fence.findall(staged) == fence.findall(source)[1:]
+
+
+def test_the_indonesian_edition_is_staged_and_translated_paragraph_by_paragraph():
+    from d2lsupport import translation
+    source, translated = CHAPTER_MD.read_text(), translation.translated_chapter('id').read_text()
+    labels = set(book.LABEL.findall(source))
+    english = book.stage_chapter(source, False, labels)
+    indonesian = book.stage_chapter(translated, False, labels, 'id')
+    lines = indonesian.split('\n', 5)
+    assert lines[3] == '*Baca dalam:* [English](../../chapter_cnn_design/cnn-design.html)'
+    assert lines[5].startswith('*Keluaran di halaman ini*')
+    mapping = book.staged_pair(english, indonesian, False, labels, 'id')
+    assert mapping[' '.join(english.split('\n')[3].split())] == lines[3]
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell(english.split('\n\n')[1] + '\n\n<div class="tab">x</div>'),
+        nbformat.v4.new_markdown_cell('An English paragraph nobody translated.'),
+        nbformat.v4.new_code_cell('print(1)')])
+    assert book.translate_notebook(nb, mapping) == ['An English paragraph nobody translated.']
+    assert nb.cells[0].source == lines[3] + '\n\n<div class="tab">x</div>'
+    assert nb.cells[2].source == 'print(1)'
 
 
 def tab_cell(source, tab, pos, text=None):

@@ -76,7 +76,7 @@ EXECUTED = 'cnn-design.{}.ipynb'   # a framework's notebook as nbval ran it, in 
 EXECUTED_META = 'cnn_design_nbval'  # written by tests/executed_notebook.py (META)
 SOURCES = ['index.md', CHAPTER, 'chapter_references/references.md', 'references.bib']
 SOURCE_DIRS = ['img']
-STEPS = ['stage', 'eval', 'merge', 'html']
+STEPS = ['stage', 'eval', 'merge', 'html', 'editions']
 
 # Sections of the full book that the chapter refers to: label -> (title, page on d2l.ai).
 D2L_SITE = 'https://d2l.ai/'
@@ -119,8 +119,17 @@ def read_config():
 
 # ----------------------------------------------------------------- stage
 
-def budget_note(full):
+# The other language editions of the page (d2lsupport.translation makes their chapters):
+# code -> (name of the language, the page's title, the note's first words). Each page
+# links the others under its title; English lives at the root, the others in <code>/.
+EDITIONS = {'en': ('English', 'cnn-design: From AnyNet to RegNet', NOTE_MARK),
+            'id': ('Bahasa Indonesia', 'cnn-design: dari AnyNet ke RegNet', 'Keluaran di halaman ini')}
+
+
+def budget_note(full, language='en'):
     """The paragraph that tells which training budget produced the page's outputs."""
+    if language == 'id':
+        return budget_note_id(full)
     if full:
         return (f'*{NOTE_MARK}* come from the full training budget (`make html FULL=1`): '
                 'every tab trained for as many epochs as its code asks for. Each tab ran in '
@@ -132,6 +141,35 @@ def budget_note(full):
             'validation batches), except the cells that train: they show the outputs of '
             "that framework's recorded run of the chapter (`make run`), under a line that "
             'names the record. `make html FULL=1` trains every tab in full instead.')
+
+
+def budget_note_id(full):
+    """`budget_note` in Indonesian."""
+    mark = EDITIONS['id'][2]
+    if full:
+        return (f'*{mark}* berasal dari anggaran pelatihan penuh (`make html FULL=1`): setiap '
+                'tab dilatih selama jumlah epoch yang diminta kodenya, di lingkungan '
+                '*framework*-nya sendiri.')
+    s = Budget.SMALL
+    return (f'*{mark}* berasal dari menjalankan setiap tab di lingkungan *framework*-nya '
+            f'sendiri dengan anggaran pelatihan kecil dari `make html` (`{Budget.ENV}=1`: '
+            f'paling banyak {s["max_epochs"]} epoch berisi {s["train_batches"]} batch '
+            f'pelatihan dan {s["val_batches"]} batch validasi), kecuali sel yang melatih: '
+            'sel itu menampilkan keluaran dari pelatihan terekam *framework* tersebut '
+            '(`make run`), di bawah baris yang menyebut rekamannya. Teks keluaran kode tetap '
+            'berbahasa Inggris.')
+
+
+def language_links(language):
+    """The paragraph under the title that links this page's other editions."""
+    depth = '../' if language == 'en' else '../../'
+    links = []
+    for code, (name, _, _) in EDITIONS.items():
+        if code != language:
+            folder = '' if code == 'en' else f'{code}/'
+            links.append(f'[{name}]({depth}{folder}{CHAPTER.replace(".md", ".html")})')
+    label = 'Baca dalam' if language == 'id' else 'Read in'
+    return f'*{label}:* ' + ', '.join(links)
 
 
 def add_note(text, note):
@@ -159,11 +197,12 @@ def link_book_sections(text, local_labels):
     return NUMREF.sub(replace, text)
 
 
-def stage_chapter(text, full, local_labels):
+def stage_chapter(text, full, local_labels, language='en'):
     text, dropped = LOAD_EXT_CELL.subn('', text, count=1)
     if not dropped:
         log.warning('the chapter has no `%%load_ext d2lsupport.tab` cell to leave out')
-    text = add_note(text, budget_note(full))
+    text = add_note(text, budget_note(full, language))
+    text = add_note(text, language_links(language))   # above the note
     return link_book_sections(text, local_labels)
 
 
@@ -492,6 +531,114 @@ def html(cfg, envs_dir):
     builder.html()
 
 
+# ----------------------------------------------------------------- editions
+
+REFERENCES_TITLE = {'id': '# Daftar Pustaka'}
+
+
+def staged_pair(english, translated, full, local_labels, language):
+    """{an English paragraph of the staged page (its words): the same paragraph of the
+    staged edition in `language`}; the two texts have the same paragraphs, in order."""
+    from d2lsupport import translation
+    pairs = [[p.text for p in translation.pieces(text) if p.kind == 'paragraph']
+             for text in (english, translated)]
+    if len(pairs[0]) != len(pairs[1]):
+        raise SystemExit(f'the {language} edition has {len(pairs[1])} paragraphs, the English '
+                         f'{len(pairs[0])}: run `make translation`')
+    return {' '.join(en.split()): tr for en, tr in zip(*pairs)}
+
+
+def translate_notebook(nb, mapping):
+    """Replace each paragraph of `nb`'s markdown cells by its translation in `mapping`;
+    returns the English paragraphs that had none (d2lbook's tab markup has none)."""
+    from d2lsupport import translation
+    missing = []
+    for cell in nb.cells:
+        if cell.cell_type != 'markdown':
+            continue
+        out = []
+        for piece in translation.prose_pieces(cell.source):
+            words = ' '.join(piece.text.split())
+            if piece.kind == 'paragraph' and words in mapping:
+                out.append(mapping[words])
+            else:
+                out.append(piece.text)
+                if piece.kind == 'paragraph' and ' ' in words and '```' not in words \
+                        and not words.startswith('<'):
+                    missing.append(words[:60])
+        cell.source = ''.join(out)
+    return missing
+
+
+def edition_config(language):
+    """config.ini for the edition's own d2lbook project (one Sphinx project cannot hold
+    every :label: twice), run from _build/<language>/."""
+    text = (ROOT / 'config.ini').read_text()
+    text = re.sub(r'(?m)^title = .*$', f'title = {EDITIONS[language][1]}', text)
+    text = re.sub(r'(?m)^source_dir = .*$', 'source_dir = src', text)
+    return re.sub(r'(?m)^output_dir = .*$', 'output_dir = _build', text)
+
+
+def build_edition(cfg, language, full, envs_dir):
+    """The page in `language`: its chapter staged as the English one is, and the English
+    build's evaluated notebooks with their paragraphs translated (the code, and so the
+    outputs, are the same: nothing runs again), then d2lbook's rst and html steps in
+    _build/<language>/, whose html goes to _build/html/<language>/."""
+    from d2lbook import build
+    from d2lbook.config import Config
+    from d2lsupport import translation
+    stale = translation.build(language, check=True)
+    if stale:
+        raise SystemExit(stale[0])
+    tree, out = cfg['out'] / language, cfg['out']
+    english_src = cfg['src']
+    labels = set(LABEL.findall((english_src / CHAPTER).read_text()))
+    english = stage_chapter((ROOT / CHAPTER).read_text(), full, labels)
+    translated = stage_chapter(translation.translated_chapter(language).read_text(), full,
+                               labels, language)
+    mapping = staged_pair(english, translated, full, labels, language)
+    index = translation.FOLDER / f'{language}-index.md'
+    mapping.update(staged_pair((ROOT / 'index.md').read_text(), index.read_text(), full,
+                               labels, language))
+    write_if_changed(tree / 'config.ini', edition_config(language).encode())
+    for name in (*SOURCES, *SOURCE_DIRS, cfg['dependencies']):
+        source = english_src / name
+        target = tree / 'src' / name
+        if source.is_dir():
+            shutil.copytree(source, target, dirs_exist_ok=True)
+        else:
+            write_if_changed(target, source.read_bytes())
+    write_if_changed(tree / 'src' / CHAPTER, translated.encode())
+    write_if_changed(tree / 'src' / 'index.md', index.read_bytes())
+    mapping['# References'] = REFERENCES_TITLE[language]
+    builds = tree / '_build'
+    shutil.rmtree(builds, ignore_errors=True)
+    for folder in [out / 'eval'] + [out / f'eval_{tab}' for tab in cfg['tabs'][1:]]:
+        shutil.copytree(folder, builds / folder.name)
+        for path in (builds / folder.name).rglob('*.ipynb'):
+            nb = nbformat.read(path, as_version=4)
+            missing = translate_notebook(nb, mapping)
+            if missing:
+                log.warning('%s: %d paragraph(s) left in English, e.g. %r', path.name,
+                            len(missing), missing[0])
+            nbformat.write(nb, path)
+    merge({**cfg, 'out': builds})
+    here, envs_dir = os.getcwd(), os.path.abspath(envs_dir)   # before the chdir
+    os.chdir(tree)
+    try:
+        builder = build.Builder(Config(tab='all'))
+        builder.rst()
+        serve_locally(Path(builder.config.rst_dir) / '_static', envs_dir)
+        builder.html()
+    finally:
+        os.chdir(here)
+    target = out / 'html' / language
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(builds / 'html', target)
+    log.info('the %s edition: %s', EDITIONS[language][0],
+             (target / CHAPTER.replace('.md', '.html')).relative_to(ROOT))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='python -m tools.book', description=__doc__.split('\n')[0])
     parser.add_argument('steps', nargs='*', metavar='step',
@@ -530,6 +677,10 @@ def main(argv=None):
             merge(cfg)
         elif step == 'html':
             html(cfg, args.envs_dir)
+        elif step == 'editions':
+            for language in EDITIONS:
+                if language != 'en':
+                    build_edition(cfg, language, args.full, args.envs_dir)
         log.info('step %s took %.0f s', step, time.perf_counter() - tik)
     page = cfg['out'] / 'html' / Path(CHAPTER).with_suffix('.html')
     log.info('done in %.0f s (%s budget); the page: %s', time.perf_counter() - start,

@@ -1,4 +1,5 @@
-"""The built HTML page in a real browser: tabs, outputs, images, math.
+"""The built HTML pages (English and Bahasa Indonesia) in a real browser: tabs,
+outputs, images, math, citations and the links between the two languages.
 
 `make test-html` runs this in the docs environment after `make html`: Debian's headless
 chromium, driven by Selenium through Debian's chromium-driver, opens the page from a
@@ -25,6 +26,14 @@ ROOT = Path(__file__).resolve().parents[2]
 HTML = ROOT / '_build' / 'html'
 PAGE = 'chapter_cnn_design/cnn-design.html'
 REFERENCES = 'chapter_references/references.html'
+# per language: the folder of its site, its title, the first words of its budget note
+# and of the small budget's note, and the name of its link to the other language
+EDITIONS = {
+    'en': ('', 'Designing Convolution Network Architectures', 'Outputs on this page',
+           'small training budget', 'Bahasa Indonesia'),
+    'id': ('id/', 'Merancang Arsitektur Jaringan Konvolusi', 'Keluaran di halaman ini',
+           'anggaran pelatihan kecil', 'English'),
+}
 CHAPTER_MD = ROOT / 'chapter_cnn_design' / 'cnn-design.md'
 SCREENSHOTS = ROOT / '_build' / 'screenshots'
 TABS = list(FRAMEWORKS)
@@ -92,9 +101,10 @@ def browser(tmp_path_factory):
     driver.quit()
 
 
-@pytest.fixture(scope='module')
-def page(browser, base_url):
-    browser.get(base_url + PAGE)
+@pytest.fixture(scope='module', params=list(EDITIONS))
+def page(request, browser, base_url):
+    browser.language = request.param
+    browser.get(base_url + EDITIONS[request.param][0] + PAGE)
     WebDriverWait(browser, WAIT).until(
         lambda d: d.execute_script('return document.readyState') == 'complete')
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -133,7 +143,7 @@ def shown_panels(driver):
 
 def budget_note(driver):
     notes = [p.text for p in driver.find_elements(By.CSS_SELECTOR, 'p')
-             if p.text.startswith('Outputs on this page')]
+             if p.text.startswith(EDITIONS[driver.language][2])]
     assert len(notes) == 1, 'the note saying which training budget produced the outputs'
     return notes[0]
 
@@ -146,9 +156,22 @@ def recorded_summary(framework):
 
 
 def test_the_page_says_which_budget_produced_its_outputs(page):
-    assert 'Designing Convolution Network Architectures' in page.title
+    assert EDITIONS[page.language][1] in page.title
     note = budget_note(page)
-    assert 'small training budget' in note or 'full training budget' in note
+    assert EDITIONS[page.language][3] in note or 'full' in note or 'penuh' in note
+
+
+def test_each_language_links_the_other(page, base_url):
+    own = EDITIONS[page.language]
+    other = next(e for code, e in EDITIONS.items() if code != page.language)
+    link = next(a for a in page.find_elements(By.CSS_SELECTOR, 'a') if a.text.strip() == own[4])
+    assert js(page, 'return arguments[0].getBoundingClientRect().top', link) < 1000, \
+        'the link to the other language is near the top of the page'
+    assert link.get_attribute('href') == base_url + other[0] + PAGE
+    page.get(link.get_attribute('href'))
+    WebDriverWait(page, WAIT).until(lambda d: other[1] in d.title)
+    page.back()
+    WebDriverWait(page, WAIT).until(lambda d: own[1] in d.title)
 
 
 def test_every_code_group_has_the_four_tabs(page):
@@ -176,7 +199,7 @@ def test_each_tab_shows_its_code_and_outputs(page, name):
     assert 'class ResNeXtBlock' in codes and 'inspect.getsource' not in codes
     assert re.search(r'train loss \d+\.\d+, val loss \d+\.\d+, val acc', outputs)  # trainer.fit
     training = next(p for p in panels if 'trainer.fit(model, data)' in p.text)
-    if 'small training budget' in budget_note(page):
+    if EDITIONS[page.language][3] in budget_note(page):
         # the training cell shows this framework's recorded run, not the small budget
         assert 'SMALL-BUDGET MODE' not in training.text
         assert f'Recorded run: results/cnn-design.{name}.ipynb' in training.text
@@ -188,7 +211,8 @@ def test_each_tab_shows_its_code_and_outputs(page, name):
     assert plots, f'no training plot in the {name} tab'
     assert all(js(page, 'return arguments[0].naturalWidth', img) > 0 for img in plots)
     js(page, 'arguments[0].closest(".mdl-tabs").scrollIntoView({block: "start"});', training)
-    page.save_screenshot(str(SCREENSHOTS / f'tab-{name}.png'))
+    prefix = '' if page.language == 'en' else f'{page.language}-'
+    page.save_screenshot(str(SCREENSHOTS / f'{prefix}tab-{name}.png'))
 
 
 def test_shared_cells_show_once_outside_the_tabs(page):
@@ -245,7 +269,8 @@ def test_math_renders(page):
     assert '/_static/mathjax/' in src, 'MathJax is served with the page'
     js(page, 'document.querySelector(".page-content").scrollIntoView();'
              'document.querySelector("main").scrollTop = 0;')
-    page.save_screenshot(str(SCREENSHOTS / 'page-top.png'))
+    prefix = '' if page.language == 'en' else f'{page.language}-'
+    page.save_screenshot(str(SCREENSHOTS / f'{prefix}page-top.png'))
 
 
 def test_references_resolve(page, base_url):
@@ -262,7 +287,7 @@ def test_references_resolve(page, base_url):
                      '.map(a => a.getAttribute("href") || "")'
                      '.filter(h => h.includes("references.html#"))')
     assert len(links) >= len(cited)
-    page.get(base_url + REFERENCES)
+    page.get(base_url + EDITIONS[page.language][0] + REFERENCES)
     entries = page.find_elements(By.CSS_SELECTOR, 'dl.citation > dt, div.citation')
     assert len(entries) == len(cited)
     page.back()
