@@ -182,6 +182,17 @@ def test_cells_that_trained_in_the_small_budget_show_the_recorded_run(tmp_path):
     assert [o.text for o in nb.cells[2].outputs] == [book.NO_RECORD]
 
 
+def test_recorded_outputs_name_no_machine_path():
+    out = nbformat.v4.new_output('stream', name='stdout', text=(
+        'Trainer: resuming after epoch 6 of 10 from /work/main/results/regnetx32.jax.ckpt.npz '
+        '(delete it to start over).\nval acc 0.9 in /home/a/b.c/results/x.json\n'))
+    shown = book.without_machine_paths(out)
+    assert shown['text'] == ('Trainer: resuming after epoch 6 of 10 from '
+                             'results/regnetx32.jax.ckpt.npz (delete it to start over).\n'
+                             'val acc 0.9 in results/x.json\n')
+    assert out['text'].count('/work/main/') == 1      # the record itself is not changed
+
+
 def test_without_a_recorded_run_no_small_budget_output_is_shown(tmp_path):
     nb = nbformat.v4.new_notebook(cells=[small_budget_cell('trainer.fit(model, data)')])
     assert book.show_recorded_runs(nb, 'mxnet', root=tmp_path) == 0

@@ -430,6 +430,19 @@ def recorded_run(framework, root=ROOT):
     return line, outputs
 
 
+# an absolute path to a file in the repository, as a record made on some machine prints it
+MACHINE_PATH = re.compile(r'(?<![\w.])/(?:[\w.+-]+/)+?((?:results|data|_build)/[\w./+-]+)')
+
+
+def without_machine_paths(output):
+    """A copy of a recorded output whose text names repository files by their path in
+    the repository, not where they lay on the machine that made the record."""
+    output = copy.deepcopy(output)
+    if 'text' in output:
+        output['text'] = MACHINE_PATH.sub(r'\1', output['text'])
+    return output
+
+
 NO_RECORD = ('(This cell trains networks; its output is shown from a full run of the '
              'chapter, and none is recorded for this version of the cell yet.)\n')
 
@@ -452,7 +465,7 @@ def show_recorded_runs(nb, framework, root=ROOT):
             cell.outputs = [nbformat.v4.new_output('stream', name='stdout', text=NO_RECORD)]
             continue
         note = nbformat.v4.new_output('stream', name='stdout', text=run[0])
-        cell.outputs = [note] + copy.deepcopy(run[1][_code(cell)])
+        cell.outputs = [note] + [without_machine_paths(o) for o in run[1][_code(cell)]]
         replaced += 1
     return replaced
 
