@@ -175,8 +175,10 @@ def run_task(task, budget, framework=FRAMEWORK, threads=1):
     data = d2l.FashionMNIST(batch_size=budget.batch_size, resize=(budget.image_size,) * 2,
                             seed=task['train_seed'], num_train=budget.train_size,
                             num_val=budget.val_size)
+    # float32 whatever the CPU: the committed studies were trained so, and a resumed
+    # study must train its remaining networks the same way
     trainer = d2l.Trainer(budget.epochs, quiet=True, recipe=d2l.Recipe(),
-                          seed=task['train_seed'] % 2 ** 31)
+                          seed=task['train_seed'] % 2 ** 31, precision='float32')
     start = time.perf_counter()
     trainer.fit(d2l.anynet(task['config'], lr=budget.lr), data)
     return {'space': task['space'], 'index': task['index'], 'seed': task['seed'],

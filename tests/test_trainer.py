@@ -1,13 +1,16 @@
 """The framework-free training loop, driven by a stand-in framework."""
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from d2lsupport import core, records
 from d2lsupport import trainer as trainer_lib
-from d2lsupport.core import Budget, ProgressBoard, source_commit
+from d2lsupport.core import FRAMEWORKS, Budget, ProgressBoard, source_commit
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class CountingData:
@@ -323,3 +326,12 @@ def test_prepare_then_fit_epoch_runs_a_fit_one_epoch_at_a_time(monkeypatch):
     assert t.epoch == 1 and first[2] == 0.75 and t.num_examples_seen == 5 * 4 + 2 * 4
     second = t.fit_epoch()                   # past the plan of one epoch: it grows
     assert (t.epoch, t.epochs) == (2, 2) and second[0] < first[0]
+
+
+def test_the_bfloat16_table_cites_a_section_of_benchmarks_md():
+    headings = re.findall(r'^#+ (.+)$', (ROOT / 'BENCHMARKS.md').read_text(), re.MULTILINE)
+    for framework, why in trainer_lib.BFLOAT16_CHECKED.items():
+        assert framework in FRAMEWORKS
+        cited = re.search(r'BENCHMARKS\.md, "([^"]+)"', why)
+        assert cited and cited.group(1) in headings, (framework, why)
+    assert trainer_lib.BaseTrainer.__init__.__defaults__[-1] == 'auto'

@@ -279,6 +279,15 @@ def bfloat16_against_float32(d2l, data, batch, reps):
             'cpu_bfloat16': cpu_bfloat16()}
 
 
+def precision_only(framework, reps):
+    """`bfloat16_against_float32` alone, for a framework whose Trainer has bfloat16."""
+    d2l = framework_module(framework)
+    if not d2l.Trainer.bfloat16:
+        raise SystemExit(f'bench precision: the {framework} Trainer has no bfloat16')
+    data = d2l.FashionMNIST(batch_size=BATCH, resize=(SIZE, SIZE))
+    return bfloat16_against_float32(d2l, data, next(data.train_dataloader()), reps)
+
+
 # Fewer repetitions of the eager step where it is very slow (JAX runs op by op).
 EAGER_REPS = {'jax': 3}
 
@@ -720,6 +729,11 @@ def main(argv=None):
     a.add_argument('--precision', required=True, choices=('float32', 'bfloat16'))
     a.add_argument('--seed', type=int, default=0)
     a.add_argument('--out', required=True)
+    c = commands.add_parser('precision', help='bfloat16 against float32 only: the bare step '
+                            'alternated and the Trainer in both (part of the default measurement)')
+    c.add_argument('--framework', required=True, choices=FRAMEWORKS)
+    c.add_argument('--out', required=True)
+    c.add_argument('--reps', type=int, default=8)
     r = commands.add_parser('report', help='merge the measurements into one file')
     r.add_argument('paths', nargs='+')
     r.add_argument('--out', required=True)
@@ -752,6 +766,8 @@ def main(argv=None):
         bench = {args.framework: {'profile': profile(args.framework, args.steps)}}
     elif args.command == 'book':
         bench = {args.framework: {'book': against_book(args.framework, args.pairs)}}
+    elif args.command == 'precision':
+        bench = {args.framework: {'precision': precision_only(args.framework, args.reps)}}
     elif args.command == 'accuracy':
         run = accuracy_run(args.framework, args.precision, args.seed)
         bench = {args.framework: {'accuracy': {f'{args.precision}-seed{args.seed}': run}}}
