@@ -153,13 +153,14 @@ def run_row(record):
     return (f'{record["framework"]:<11}{done:>7}{number(record["train_loss"]):>11.3f}'
             f'{number(record["val_acc"]):>8.3f}{spread:>15}'
             f'{record["wall_time_s"] / 60:>8.1f}{record["examples_per_sec"]:>11.0f}'
-            f'{peak:>9}{note}')
+            f'{peak:>9}  {record.get("precision", "float32")}{note}')
 
 
 def show_results(model='RegNetX32', folder=RESULTS_DIR):
     """Print the recorded runs of `model`, one line per framework: final training
     loss and validation accuracy, the range of validation accuracy over the last
-    four epochs, wall time, examples/s and peak resident memory. A record that
+    four epochs, wall time, examples/s, peak resident memory and the precision it
+    computed in (float32 for records older than the setting). A record that
     cannot be read gets a line that says so instead."""
     rows, lines = [], []
     for fw in FRAMEWORKS:
@@ -176,7 +177,7 @@ def show_results(model='RegNetX32', folder=RESULTS_DIR):
         print(f'no recorded runs of {model} in {folder}; `make run` records one')
         return
     print(f'{"framework":<11}{"epochs":>7}{"train loss":>11}{"val acc":>8}'
-          f'{"last 4 epochs":>15}{"minutes":>8}{"examples/s":>11}{"peak MiB":>9}')
+          f'{"last 4 epochs":>15}{"minutes":>8}{"examples/s":>11}{"peak MiB":>9}  precision')
     print('\n'.join(lines))
     machines = sorted({f'{r["machine"].get("cores")} cores, {r["machine"].get("cpu")}'
                        for r in rows if isinstance(r.get('machine'), dict)})

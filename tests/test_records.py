@@ -75,7 +75,9 @@ def show(tmp_path, capsys, **files):
 def test_show_results_gives_the_spread_of_the_last_epochs(tmp_path, capsys):
     out = show(tmp_path, capsys, mxnet=json.dumps(run_record()))
     assert out[1].split() == ['mxnet', '5/5', '0.200', '0.900', '0.870-0.910', '10.0', '200',
-                              '2048']
+                              '2048', 'float32']
+    out = show(tmp_path, capsys, mxnet=json.dumps(run_record(precision='bfloat16')))
+    assert out[0].split()[-1] == 'precision' and out[1].split()[-1] == 'bfloat16'
     assert out[2] == 'machine: 2 cores, x86'
 
 
@@ -84,7 +86,7 @@ def test_show_results_marks_incomplete_and_diverged_runs(tmp_path, capsys):
                           history=[{'val_acc': 0.1}])
     out = show(tmp_path, capsys, jax=records.dumps(diverged))
     assert out[1].split() == ['jax', '1/5', 'nan', '0.900', 'n/a', '10.0', '200', '2048',
-                              '(incomplete', 'run)']
+                              'float32', '(incomplete', 'run)']
 
 
 def test_show_results_says_which_record_it_cannot_read(tmp_path, capsys):
