@@ -581,6 +581,12 @@ def edf_summary(errors):
             'median': float(np.median(e)), 'mean': float(e.mean())}
 
 
+def draw_edf(ax, errors, style='-', **kwargs):
+    """Draw the EDF of `errors` on `ax` as a staircase that starts at 0."""
+    x, f = edf(errors)
+    ax.step(np.r_[x[0], x], np.r_[0.0, f], style, where='post', **kwargs)
+
+
 def plot_edfs(results_by_space, ax=None):
     """Draw the error EDF of each {space: errors} entry on one axis; a key
     that is not a design space's name labels its curve as it is."""
@@ -589,10 +595,8 @@ def plot_edfs(results_by_space, ax=None):
         _, ax = plt.subplots(figsize=(4.5, 3.2))
     styles = ('-', '--', '-.', ':')
     for i, (space, errors) in enumerate(results_by_space.items()):
-        x, f = edf(errors)
         label = _BY_NAME[space].display_name if space in _BY_NAME else space
-        ax.step(np.r_[x[0], x], np.r_[0.0, f], styles[i % 4], where='post',
-                label=f'{label} (n={len(errors)})')
+        draw_edf(ax, errors, styles[i % 4], label=f'{label} (n={len(errors)})')
     ax.set_xlabel('error')
     ax.set_ylabel('cumulative prob.')
     ax.set_ylim(0, 1.02)

@@ -377,9 +377,7 @@ def plot_comparisons(records, pairs=COMPARISONS):
         cells = list(axes.flat)
         for ax, (a, b) in zip(cells, pairs):
             for space, style in ((a, '--'), (b, '-')):
-                x, f = design.edf(errors[space])
-                ax.step(np.r_[x[0], x], np.r_[0.0, f], style, where='post',
-                        color=colors[space])
+                design.draw_edf(ax, errors[space], style, color=colors[space])
             ax.set_title(f'{math_name(a)} to {math_name(b)}', fontsize=11)
             ax.xaxis.set_tick_params(labelbottom=True)
             ax.set_xlabel('error')

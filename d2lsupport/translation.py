@@ -195,8 +195,9 @@ def problems(language='id', chapter=None):
         if h not in entries:
             continue
         target = entries[h]
-        if kept_parts(source) != kept_parts(target):
-            lost, added = kept_parts(source) - kept_parts(target), kept_parts(target) - kept_parts(source)
+        kept, written = kept_parts(source), kept_parts(target)
+        if kept != written:
+            lost, added = kept - written, written - kept
             found.append(f'{path.name}: entry {h} changes labels, references, citations or '
                          f'images: without {sorted(lost)}, with {sorted(added)}')
         want = Counter(localized(n, language) for n in prose.numbers(source))
@@ -211,11 +212,7 @@ def problems(language='id', chapter=None):
             if term_used(en, plain) and not term_used(tr, target):
                 found.append(f'{path.name}: entry {h} does not use the glossary\'s "{tr}" for '
                              f'"{en}"')
-    generated = translated_chapter(language)
-    if not found and (not generated.exists() or
-                      generated.read_text() != translate(chapter.read_text(), entries)):
-        found.append(f'{generated.name} is out of date: run `make translation`')
-    return found
+    return found or out_of_date(language, translate(chapter.read_text(), entries))
 
 
 def status(language='id', chapter=None):
@@ -237,15 +234,20 @@ def status(language='id', chapter=None):
     return '\n'.join(lines)
 
 
+def out_of_date(language, text):
+    """[a problem] when the generated chapter in `language` is not `text`, else []."""
+    target = translated_chapter(language)
+    current = target.exists() and target.read_text() == text
+    return [] if current else [f'{target.name} is out of date: run `make translation`']
+
+
 def build(language='id', check=False):
     """Write (or with `check`, compare) the chapter in `language`; returns problems."""
     entries = read_entries(translation_file(language))
     text = translate(CHAPTER.read_text(), entries)
-    target = translated_chapter(language)
     if check:
-        return [] if target.exists() and target.read_text() == text else \
-            [f'{target.name} is out of date: run `make translation`']
-    target.write_text(text)
+        return out_of_date(language, text)
+    translated_chapter(language).write_text(text)
     return []
 
 

@@ -77,7 +77,7 @@ def test_the_indonesian_edition_is_staged_and_translated_paragraph_by_paragraph(
     lines = indonesian.split('\n', 5)
     assert lines[3] == '*Baca dalam:* [English](../../chapter_cnn_design/cnn-design.html)'
     assert lines[5].startswith('*Keluaran di halaman ini*')
-    mapping = book.staged_pair(english, indonesian, False, labels, 'id')
+    mapping = book.staged_pair(english, indonesian, 'id')
     assert mapping[' '.join(english.split('\n')[3].split())] == lines[3]
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_markdown_cell(english.split('\n\n')[1] + '\n\n<div class="tab">x</div>'),

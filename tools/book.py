@@ -232,6 +232,12 @@ def build_inputs(full, root=ROOT, executed=None):
     return '\n'.join(lines) + '\n'
 
 
+def local_labels():
+    """The labels that the book's own sources define (references to others link out)."""
+    return {label for name in SOURCES if name.endswith('.md')
+            for label in LABEL.findall((ROOT / name).read_text())}
+
+
 def stage(cfg, full, executed=None):
     src = cfg['src']
     wanted = {}
@@ -241,11 +247,7 @@ def stage(cfg, full, executed=None):
         for path in sorted((ROOT / folder).rglob('*')):
             if path.is_file():
                 wanted[str(path.relative_to(ROOT))] = path.read_bytes()
-    local_labels = set()
-    for name in SOURCES:
-        if name.endswith('.md'):
-            local_labels.update(LABEL.findall(wanted[name].decode()))
-    wanted[CHAPTER] = stage_chapter(wanted[CHAPTER].decode(), full, local_labels).encode()
+    wanted[CHAPTER] = stage_chapter(wanted[CHAPTER].decode(), full, local_labels()).encode()
     wanted[cfg['dependencies']] = build_inputs(full, executed=executed).encode()
     changed = [name for name, data in wanted.items() if write_if_changed(src / name, data)]
     for path in sorted(src.rglob('*'), reverse=True):   # files no longer in the sources
@@ -549,7 +551,7 @@ def html(cfg, envs_dir):
 REFERENCES_TITLE = {'id': '# Daftar Pustaka'}
 
 
-def staged_pair(english, translated, full, local_labels, language):
+def staged_pair(english, translated, language):
     """{an English paragraph of the staged page (its words): the same paragraph of the
     staged edition in `language`}; the two texts have the same paragraphs, in order."""
     from d2lsupport import translation
@@ -605,14 +607,12 @@ def build_edition(cfg, language, full, envs_dir):
         raise SystemExit(stale[0])
     tree, out = cfg['out'] / language, cfg['out']
     english_src = cfg['src']
-    labels = set(LABEL.findall((english_src / CHAPTER).read_text()))
-    english = stage_chapter((ROOT / CHAPTER).read_text(), full, labels)
+    english = (english_src / CHAPTER).read_text()   # as the stage step wrote it
     translated = stage_chapter(translation.translated_chapter(language).read_text(), full,
-                               labels, language)
-    mapping = staged_pair(english, translated, full, labels, language)
+                               local_labels(), language)
+    mapping = staged_pair(english, translated, language)
     index = translation.FOLDER / f'{language}-index.md'
-    mapping.update(staged_pair((ROOT / 'index.md').read_text(), index.read_text(), full,
-                               labels, language))
+    mapping.update(staged_pair((ROOT / 'index.md').read_text(), index.read_text(), language))
     write_if_changed(tree / 'config.ini', edition_config(language).encode())
     for name in (*SOURCES, *SOURCE_DIRS, cfg['dependencies']):
         source = english_src / name
