@@ -185,7 +185,12 @@ class _Schedule(mx.lr_scheduler.LRScheduler):
 class Trainer(BaseTrainer):
     """Gluon training with the network hybridized into one static graph with
     ``static_alloc`` and ``static_shape`` (imperative if not `fast`), the fastest
-    way measured on a CPU (BENCHMARKS.md, "Formulations measured")."""
+    way measured on a CPU (BENCHMARKS.md, "Formulations measured").
+
+    It computes in float32 only: MXNet's AMP rewrites the legacy operators but not
+    the NumPy-interface ones the chapter uses (the loss stayed bit for bit that of
+    float32), and its block conversion makes an inference-only block
+    (BENCHMARKS.md, "bfloat16, checked by full runs")."""
     framework = 'mxnet'
 
     def seed_initialization(self, seed):

@@ -195,6 +195,15 @@ class Trainer(BaseTrainer):
     """
     framework = 'tensorflow'
     jit_compile = False
+    bfloat16 = True
+
+    def _set_compute_dtype(self, model):
+        """Keras's mixed policy on every layer before its first call: float32
+        weights, bfloat16 computation (batch normalization keeps its statistics in
+        float32); the loss reads the logits in float32."""
+        if self.precision == 'bfloat16':
+            for layer in model._flatten_layers():
+                layer.dtype_policy = 'mixed_bfloat16'
 
     def seed_initialization(self, seed):
         """Keras draws the seed of each initializer from Python's `random` when
@@ -218,6 +227,7 @@ class Trainer(BaseTrainer):
 
     def build(self, model, data):
         X, _ = next(data.train_dataloader())
+        self._set_compute_dtype(model)
         with tf.device(self.device):
             model(X[:1], training=False)
             self.optim = self.optimizer(model)
@@ -232,7 +242,7 @@ class Trainer(BaseTrainer):
 
     def _train_fn(self, X, y):
         with tf.GradientTape() as tape:
-            loss = self.model.loss(self.model(X, training=True), y)
+            loss = self.model.loss(self._logits(X, True), y)
         params = self.model.trainable_variables
         grads = tape.gradient(loss, params)
         if self.recipe is not None and self.recipe.weight_decay:
@@ -241,9 +251,12 @@ class Trainer(BaseTrainer):
         return loss
 
     def _eval_fn(self, X, y):
-        Y_hat = self.model(X, training=False)
+        Y_hat = self._logits(X, False)
         return (self.model.loss(Y_hat, y, averaged=False),
                 self.model.accuracy(Y_hat, y, averaged=False))
+
+    def _logits(self, X, training):
+        return tf.cast(self.model(X, training=training), tf.float32)
 
     def _parts(self):
         return {'model': self.model.variables, 'optimizer': self.optim.variables}
@@ -270,7 +283,7 @@ class Trainer(BaseTrainer):
         (as in training); the running statistics are left as they were."""
         saved = [v.numpy() for v in self.model.variables] if batch_statistics else []
         with tf.device(self.device):
-            logits = self.model(X, training=batch_statistics).numpy()
+            logits = self._logits(X, batch_statistics).numpy()
         for variable, value in zip(self.model.variables, saved):
             variable.assign(value)
         return logits
