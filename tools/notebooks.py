@@ -1,0 +1,226 @@
+"""One notebook per framework, to read the chapter outside this repository.
+
+``python -m tools.notebooks`` (`make notebooks`) writes
+notebooks/<framework>/cnn-design.ipynb, and cnn-design.id.ipynb for the Indonesian
+edition, from the chapter's notebooks: the framework's own code cells and the shared
+ones, without their ``%%tab`` lines and without the tab extension; the markdown with
+d2lbook's markup turned into plain Markdown (labels dropped, references to the book's
+other sections linked to d2l.ai, the figures numbered, citations written out) and the
+figures attached to their cells, so that the file alone is the whole chapter. A first
+cell installs the library with the framework's extra (it carries the tag
+``nbval-skip``: the tests install the wheel themselves). ``--check`` fails when a
+committed notebook differs from what would be written.
+"""
+import argparse
+import base64
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+import d2lsupport
+from d2lsupport.notebook import TAB_LINE, cell_tabs
+from tools.book import D2L_SECTIONS, D2L_SITE, NOTEBOOKS, NUMREF, framework_titles
+
+ROOT = Path(__file__).resolve().parents[1]
+EDITIONS = {'en': 'chapter_cnn_design/cnn-design.ipynb',
+            'id': 'chapter_cnn_design/cnn-design.id.ipynb'}
+OUT = NOTEBOOKS + '/{framework}/cnn-design{suffix}.ipynb'
+INSTALL_TAGS = ['install', 'nbval-skip']
+WHEEL = f'd2lsupport-{d2lsupport.__version__}-py3-none-any.whl'
+
+IMAGE = re.compile(r'!\[(.*?)\]\(\.\./img/([^)]+)\)\s*\n:label:`([^`]+)`', re.DOTALL)
+LABEL_LINE = re.compile(r'^:(label|width):`[^`]*`\s*$\n?', re.MULTILINE)
+CITE = re.compile(r':(citet?):`([^`]+)`')
+BIB_ENTRY = re.compile(r'@\w+\{([^,]+),(.*?)\n\}', re.DOTALL)
+BIB_FIELD = re.compile(r'(\w+)\s*=\s*\{(.*?)\},?\s*$', re.MULTILINE)
+
+WORDS = {
+    'en': {'figure': 'Figure', 'and': 'and'},
+    'id': {'figure': 'Gambar', 'and': 'dan'},
+}
+
+# What to install on a GPU runtime instead of the extra's CPU build.
+GPU_PACKAGES = {
+    'pytorch': 'the CUDA build of torch 2.13.0 (pytorch.org gives the command for each '
+               'CUDA version)',
+    'mxnet': 'mxnet-cu112==1.9.1 (or the build for the runtime\'s CUDA version)',
+    'tensorflow': '"tensorflow[and-cuda]==2.21.0" in place of tensorflow-cpu',
+    'jax': 'the CUDA build of jax 0.10.2, as JAX\'s installation guide gives it for the '
+           'runtime\'s CUDA version',
+}
+GPU_PACKAGES_ID = {
+    'pytorch': 'build CUDA dari torch 2.13.0 (perintahnya untuk tiap versi CUDA ada di '
+               'pytorch.org)',
+    'mxnet': 'mxnet-cu112==1.9.1 (atau build untuk versi CUDA runtime tersebut)',
+    'tensorflow': '"tensorflow[and-cuda]==2.21.0" sebagai ganti tensorflow-cpu',
+    'jax': 'build CUDA dari jax 0.10.2, seperti yang diberikan panduan instalasi JAX untuk '
+           'versi CUDA runtime tersebut',
+}
+MXNET_LIMIT = {
+    'en': ('**Where this notebook cannot run.** MXNet 1.9.1 needs numpy older than 1.24, '
+           'which has no wheels for Python 3.12 or later, the Python of current hosted '
+           'runtimes such as Google Colab. Run it on Python 3.10 or 3.11, for instance in '
+           'the repository\'s own MXNet environment (`make setup`).'),
+    'id': ('**Di mana notebook ini tidak bisa berjalan.** MXNet 1.9.1 membutuhkan numpy '
+           'yang lebih tua dari 1.24, yang tidak punya *wheel* untuk Python 3.12 atau lebih '
+           'baru, yaitu Python di runtime Jupyter daring saat ini seperti Google Colab. '
+           'Jalankan di Python 3.10 atau 3.11, misalnya di lingkungan MXNet repositori ini '
+           '(`make setup`).'),
+}
+
+
+def about_cell(framework, title, language):
+    """The first markdown cell: what this notebook is and how to install what it needs."""
+    if language == 'id':
+        text = (f'**Versi {title} dari bab cnn-design.** Notebook ini hanya memuat sel '
+                f'{title} bab tersebut; bab dengan keempat *framework*, halamannya, dan '
+                'pustakanya ada di repositori cnn-design. Jalankan sel pertama sekali untuk '
+                f'memasang `d2lsupport` beserta {title} (build CPU). `d2lsupport` tidak ada '
+                'di PyPI: buat *wheel*-nya dengan `make dist` di salinan repositori, lalu '
+                f'unggah `dist/{WHEEL}` ke folder notebook ini, atau pasang langsung dari '
+                f'salinan repositori: `pip install "path/ke/cnn-design[{framework}]"`. '
+                f'**Di runtime GPU**: pasang juga {GPU_PACKAGES_ID[framework]}, lalu berikan '
+                '`num_gpus=1` kepada `Trainer`.')
+    else:
+        text = (f'**The {title} version of the cnn-design chapter.** This notebook holds the '
+                f'chapter\'s {title} cells only; the chapter with all four frameworks, its page '
+                'and its library live in the cnn-design repository. Run the first cell once to '
+                f'install `d2lsupport` with {title} (CPU builds). `d2lsupport` is not on PyPI: '
+                'build its wheel with `make dist` in a clone of the repository and upload '
+                f'`dist/{WHEEL}` beside this notebook, or install straight from the clone: '
+                f'`pip install "path/to/cnn-design[{framework}]"`. **On a GPU runtime**: also '
+                f'install {GPU_PACKAGES[framework]}, and pass `num_gpus=1` to the `Trainer`.')
+    if framework == 'mxnet':
+        text += '\n\n' + MXNET_LIMIT[language]
+    return nbformat.v4.new_markdown_cell(text)
+
+
+def install_cell(framework):
+    cell = nbformat.v4.new_code_cell(
+        '# d2lsupport with this framework (see above for where the wheel comes from)\n'
+        f'%pip install -q "{WHEEL}[{framework}]"')
+    cell.metadata['tags'] = list(INSTALL_TAGS)
+    return cell
+
+
+def read_bibliography(path=ROOT / 'references.bib'):
+    """{key: (the authors' surnames, year)}."""
+    entries = {}
+    for key, body in BIB_ENTRY.findall(path.read_text()):
+        fields = dict(BIB_FIELD.findall(body))
+        authors = [a.strip() for a in fields['author'].split(' and ')]
+        entries[key.strip()] = ([a.split(',')[0].strip('{} ') for a in authors], fields['year'])
+    return entries
+
+
+def citation(keys, textual, bibliography, language):
+    """`Author et al. (2020)` for :citet:, `(Author et al., 2020; ...)` for :cite:."""
+    written = []
+    for key in keys.split(','):
+        surnames, year = bibliography[key.strip()]
+        who = (f'{surnames[0]} et al.' if len(surnames) > 2 else
+               f' {WORDS[language]["and"]} '.join(surnames))
+        written.append(f'{who} ({year})' if textual else f'{who}, {year}')
+    return '; '.join(written) if textual else f'({"; ".join(written)})'
+
+
+def convert_markdown(text, figures, bibliography, language):
+    """d2lbook markdown as plain Markdown; `figures` maps figure labels to numbers
+    and collects the attachments ({name: svg bytes})."""
+    word = WORDS[language]['figure']
+
+    def image(match):
+        caption, name, label = match.groups()
+        number = figures['numbers'][label]
+        figures['attachments'][name] = (ROOT / 'img' / name).read_bytes()
+        return f'![{word} {number}](attachment:{name})\n\n*{word} {number}: {caption}*'
+
+    def reference(match):
+        label = match.group(1)
+        if label in figures['numbers']:
+            return f'{word} {figures["numbers"][label]}'
+        if label in D2L_SECTIONS:
+            title, page = D2L_SECTIONS[label]
+            return f'[d2l.ai: {title}]({D2L_SITE}{page})'
+        raise ValueError(f'unresolved reference :numref:`{label}`')
+
+    text = IMAGE.sub(image, text)
+    text = NUMREF.sub(reference, text)
+    text = CITE.sub(lambda m: citation(m.group(2), m.group(1) == 'citet', bibliography,
+                                       language), text)
+    return LABEL_LINE.sub('', text).strip()
+
+
+def framework_notebook(chapter, framework, title, language, bibliography):
+    """The notebook of one framework from the chapter's notebook."""
+    labels = [m.group(3) for cell in chapter.cells if cell.cell_type == 'markdown'
+              for m in IMAGE.finditer(cell.source)]
+    figures = {'numbers': {label: i + 1 for i, label in enumerate(labels)}}
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [about_cell(framework, title, language), install_cell(framework)]
+    for cell in chapter.cells:
+        if cell.cell_type == 'markdown':
+            figures['attachments'] = {}
+            new = nbformat.v4.new_markdown_cell(
+                convert_markdown(cell.source, figures, bibliography, language))
+            if figures['attachments']:
+                new['attachments'] = {name: {'image/svg+xml': base64.b64encode(data).decode()}
+                                      for name, data in figures['attachments'].items()}
+        elif cell.source.startswith('%load_ext d2lsupport.tab'):
+            continue
+        elif {'all', framework} & set(cell_tabs(cell.source)):
+            first, _, rest = cell.source.partition('\n')
+            new = nbformat.v4.new_code_cell(rest if TAB_LINE.match(first) else cell.source)
+        else:
+            continue
+        if cell.metadata.get('tags'):
+            new.metadata['tags'] = list(cell.metadata['tags'])
+        nb.cells.append(new)
+    for cell in nb.cells:
+        cell.pop('id', None)
+    nb.metadata['kernelspec'] = {'name': 'python3', 'display_name': 'Python 3',
+                                 'language': 'python'}
+    nb.metadata['language_info'] = {'name': 'python'}
+    nb.nbformat_minor = 4
+    return nb
+
+
+def render_all(root=ROOT):
+    """{path: notebook text} for every framework and edition."""
+    bibliography = read_bibliography(root / 'references.bib')
+    written = {}
+    for language, source in EDITIONS.items():
+        chapter = nbformat.read(root / source, as_version=4)
+        for framework, title in framework_titles(root / 'Makefile').items():
+            nb = framework_notebook(chapter, framework, title, language, bibliography)
+            path = OUT.format(framework=framework, suffix='' if language == 'en' else f'.{language}')
+            written[path] = nbformat.writes(nb) + '\n'
+    return written
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--check', action='store_true',
+                        help='only check that the committed notebooks are current')
+    args = parser.parse_args(argv)
+    stale = []
+    for path, text in render_all().items():
+        target = ROOT / path
+        if args.check:
+            if not target.exists() or target.read_text() != text:
+                stale.append(path)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        print(f'wrote {path}')
+    if stale:
+        print(f'error: {", ".join(stale)} out of date with the chapter; run `make notebooks`',
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
