@@ -111,11 +111,11 @@ pytest-%: $(call stamp,%)
 # Each framework's notebook (notebooks/<framework>, as recorded in $(RECORDED) without
 # its install cell) under nbval in the small training budget, comparing the recorded
 # deterministic outputs, and run as a reader outside the repository would: the wheel of
-# `make dist` installed in a new environment under $(INSTALLED), the notebook run from
-# there (tools/outside.py says how). The notebook as nbval ran it is kept in
+# `make dist` installed in a new environment under $(INSTALLED) (outside the
+# checkout), the notebook run from there (tools/outside.py says how). The notebook as nbval ran it is kept in
 # $(EXECUTED) for the page (tests/executed_notebook.py).
 EXECUTED := $(abspath _build/executed)
-INSTALLED := $(abspath _build/installed)
+INSTALLED ?= $(or $(TMPDIR),/tmp)/cnn-design-installed
 nbval-%: $(call stamp,%) $(WHEEL)
 	$(call env_python,$*) -m tools.outside --framework $* --wheel $(WHEEL) \
 		--notebook $(RECORDED)/cnn-design.$*.ipynb --executed $(EXECUTED)/cnn-design.$*.ipynb \
@@ -134,7 +134,7 @@ translation: $(call stamp,$(FRAMEWORK))
 
 # One notebook per framework for reading elsewhere (tools/notebooks.py; a test fails
 # when they are not current with the chapter).
-notebooks: $(call stamp,$(FRAMEWORK))
+notebooks: $(call stamp,$(FRAMEWORK)) ipynb
 	$(call env_python,$(FRAMEWORK)) -m tools.notebooks
 
 # The wheel and sdist of d2lsupport, with the records the chapter reads inside

@@ -288,7 +288,11 @@ def checkout_root():
 
 def source_commit(repo=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))):
     """The git commit of the code in `repo` ('<sha>+dirty' when the chapter or the
-    library differ from it), or None outside a git checkout."""
+    library differ from it), or None outside a git checkout and for an installed
+    package (whose folder may lie inside some other repository)."""
+    if checkout_root() is None:
+        return None
+
     def git(*args):
         return subprocess.run(['git', '-C', repo, *args], capture_output=True, text=True,
                               timeout=30, check=True).stdout.strip()

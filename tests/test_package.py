@@ -23,6 +23,12 @@ def test_the_version_is_stated_once():
     assert re.fullmatch(r'\d+\.\d+\.\d+', d2lsupport.__version__)
 
 
+def test_the_readme_and_the_page_name_that_version():
+    readme = re.findall(r'd2lsupport-(\d+\.\d+\.\d+)-py3', (REPO / 'README.md').read_text())
+    release = re.findall(r'(?m)^release = (.+)$', (REPO / 'config.ini').read_text())
+    assert readme and set(readme) == set(release) == {d2lsupport.__version__}
+
+
 def test_each_framework_has_an_extra_with_its_requirements_choices():
     extras = PROJECT['project']['optional-dependencies']
     cluster = set(extras.pop('cluster'))

@@ -214,11 +214,11 @@ def notebook_links(language):
         title = titles[framework]
         href = f'../{NOTEBOOKS}/{framework}/cnn-design{suffix}.ipynb'
         if language == 'id':
-            text = (f'[Unduh bab ini sebagai notebook {title}]({href}): satu berkas yang '
-                    'berjalan di Jupyter mana pun, dengan sel pertama yang memasang pustakanya.')
+            text = (f'[Unduh notebook {title} bab ini]({href}): satu berkas untuk Jupyter '
+                    'di luar repositori ini, dengan sel yang memasang pustakanya.')
         else:
-            text = (f'[Download this chapter as a {title} notebook]({href}): one file that '
-                    'runs in any Jupyter, its first cell installing the library.')
+            text = (f'[Download the {title} notebook of this chapter]({href}): one file for a '
+                    'Jupyter outside this repository, with a cell that installs the library.')
         blocks.append(f':begin_tab:`{framework}`\n\n{text}\n\n:end_tab:')
     return '\n\n'.join(blocks)
 

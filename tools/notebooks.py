@@ -7,8 +7,9 @@ ones, without their ``%%tab`` lines and without the tab extension; the markdown 
 d2lbook's markup turned into plain Markdown (labels dropped, references to the book's
 other sections linked to d2l.ai, the figures numbered, citations written out) and the
 figures attached to their cells, so that the file alone is the whole chapter. A first
-cell installs the library with the framework's extra (it carries the tag
-``nbval-skip``: the tests install the wheel themselves). ``--check`` fails when a
+cell installs the library with the framework's extra (tagged ``install``, which the
+recorded copy nbval runs leaves out, and ``nbval-skip`` for a reader's own nbval run:
+the tests install the wheel themselves). ``--check`` fails when a
 committed notebook differs from what would be written.
 """
 import argparse
@@ -41,33 +42,58 @@ WORDS = {
     'id': {'figure': 'Gambar', 'and': 'dan'},
 }
 
-# What to install on a GPU runtime instead of the extra's CPU build.
+# The install cell's extra options per framework: PyPI's torch is a CUDA build on Linux,
+# the CPU build comes from PyTorch's own index.
+INSTALL_OPTIONS = {'pytorch': ' --extra-index-url https://download.pytorch.org/whl/cpu'}
+# What a GPU runtime needs instead of the install cell's CPU build.
 GPU_PACKAGES = {
-    'pytorch': 'the CUDA build of torch 2.13.0 (pytorch.org gives the command for each '
-               'CUDA version)',
-    'mxnet': 'mxnet-cu112==1.9.1 (or the build for the runtime\'s CUDA version)',
-    'tensorflow': '"tensorflow[and-cuda]==2.21.0" in place of tensorflow-cpu',
-    'jax': 'the CUDA build of jax 0.10.2, as JAX\'s installation guide gives it for the '
-           'runtime\'s CUDA version',
+    'pytorch': 'run the install cell without its `--extra-index-url` (PyPI\'s torch 2.13.0 '
+               'is a CUDA build)',
+    'mxnet': 'run `pip uninstall -y mxnet` after the install cell, then `pip install '
+             'mxnet-cu112==1.9.1` (or the build for the runtime\'s CUDA version)',
+    'tensorflow': 'run `pip uninstall -y tensorflow-cpu` after the install cell, then `pip '
+                  'install "tensorflow[and-cuda]==2.21.0"`',
+    'jax': 'install JAX\'s CUDA build of jax 0.10.2 after the install cell, as JAX\'s '
+           'installation guide gives it for the runtime\'s CUDA version',
 }
 GPU_PACKAGES_ID = {
-    'pytorch': 'build CUDA dari torch 2.13.0 (perintahnya untuk tiap versi CUDA ada di '
-               'pytorch.org)',
-    'mxnet': 'mxnet-cu112==1.9.1 (atau build untuk versi CUDA runtime tersebut)',
-    'tensorflow': '"tensorflow[and-cuda]==2.21.0" sebagai ganti tensorflow-cpu',
-    'jax': 'build CUDA dari jax 0.10.2, seperti yang diberikan panduan instalasi JAX untuk '
-           'versi CUDA runtime tersebut',
+    'pytorch': 'jalankan sel instalasi tanpa `--extra-index-url`-nya (torch 2.13.0 dari PyPI '
+               'adalah build CUDA)',
+    'mxnet': 'jalankan `pip uninstall -y mxnet` setelah sel instalasi, lalu `pip install '
+             'mxnet-cu112==1.9.1` (atau build untuk versi CUDA runtime tersebut)',
+    'tensorflow': 'jalankan `pip uninstall -y tensorflow-cpu` setelah sel instalasi, lalu `pip '
+                  'install "tensorflow[and-cuda]==2.21.0"`',
+    'jax': 'pasang build CUDA dari jax 0.10.2 setelah sel instalasi, seperti yang diberikan '
+           'panduan instalasi JAX untuk versi CUDA runtime tersebut',
 }
 MXNET_LIMIT = {
     'en': ('**Where this notebook cannot run.** MXNet 1.9.1 needs numpy older than 1.24, '
-           'which has no wheels for Python 3.12 or later, the Python of current hosted '
-           'runtimes such as Google Colab. Run it on Python 3.10 or 3.11, for instance in '
-           'the repository\'s own MXNet environment (`make setup`).'),
-    'id': ('**Di mana notebook ini tidak bisa berjalan.** MXNet 1.9.1 membutuhkan numpy '
-           'yang lebih tua dari 1.24, yang tidak punya *wheel* untuk Python 3.12 atau lebih '
-           'baru, yaitu Python di runtime Jupyter daring saat ini seperti Google Colab. '
-           'Jalankan di Python 3.10 atau 3.11, misalnya di lingkungan MXNet repositori ini '
-           '(`make setup`).'),
+           'which has no wheels for Python 3.12 or later, the default Python of current '
+           'hosted runtimes such as Google Colab; the install cell stops there with a line '
+           'saying so. Run it on Python 3.10 or 3.11: a runtime that offers one, or the '
+           'repository\'s own MXNet environment (`make setup`).'),
+    'id': ('**Batasan.** MXNet 1.9.1 membutuhkan numpy yang lebih tua dari 1.24, yang tidak '
+           'punya *wheel* untuk Python 3.12 atau lebih baru, yaitu Python bawaan runtime '
+           'Jupyter daring saat ini seperti Google Colab; sel instalasi berhenti di sana dengan '
+           'pesan yang menjelaskannya. Jalankan di Python 3.10 atau 3.11: runtime yang '
+           'menyediakannya, atau lingkungan MXNet repositori ini (`make setup`).'),
+}
+LICENSE_LINE = {
+    'en': ('The chapter\'s text and figures are under CC BY-SA 4.0, its code under the MIT '
+           'license (the repository\'s LICENSE-TEXT and LICENSE).'),
+    'id': ('Teks dan gambar bab ini berlisensi CC BY-SA 4.0, kodenya berlisensi MIT (berkas '
+           'LICENSE-TEXT dan LICENSE di repositori).'),
+}
+INSTALL_COMMENT = {
+    'en': '# d2lsupport with this framework (the paragraph above says where the wheel comes from)',
+    'id': '# d2lsupport beserta framework ini (paragraf di atas menjelaskan asal wheel-nya)',
+}
+# MXNet's install cell first checks the Python version (see MXNET_LIMIT)
+PYTHON_CHECK = {
+    'mxnet': ('import sys\n'
+              'if sys.version_info >= (3, 12):\n'
+              '    raise SystemExit("MXNet 1.9.1 needs Python 3.11 or older (numpy < 1.24 '
+              'has no wheels for newer ones)")\n'),
 }
 
 
@@ -76,31 +102,33 @@ def about_cell(framework, title, language):
     if language == 'id':
         text = (f'**Versi {title} dari bab cnn-design.** Notebook ini hanya memuat sel '
                 f'{title} bab tersebut; bab dengan keempat *framework*, halamannya, dan '
-                'pustakanya ada di repositori cnn-design. Jalankan sel pertama sekali untuk '
-                f'memasang `d2lsupport` beserta {title} (build CPU). `d2lsupport` tidak ada '
-                'di PyPI: buat *wheel*-nya dengan `make dist` di salinan repositori, lalu '
-                f'unggah `dist/{WHEEL}` ke folder notebook ini, atau pasang langsung dari '
-                f'salinan repositori: `pip install "path/ke/cnn-design[{framework}]"`. '
-                f'**Di runtime GPU**: pasang juga {GPU_PACKAGES_ID[framework]}, lalu berikan '
-                '`num_gpus=1` kepada `Trainer`.')
+                'pustakanya ada di repositori cnn-design, asal notebook ini. Jalankan sel '
+                f'berikutnya sekali untuk memasang `d2lsupport` beserta {title} (build CPU). '
+                '`d2lsupport` tidak ada di PyPI: buat *wheel*-nya dengan `make dist` di '
+                f'salinan repositori, lalu unggah `dist/{WHEEL}` ke folder notebook ini, atau '
+                'pasang langsung dari salinan repositori: '
+                f'`pip install "path/ke/cnn-design[{framework}]"`. **Di runtime GPU**: '
+                f'{GPU_PACKAGES_ID[framework]}; sel pelatihan sudah meminta satu GPU '
+                '(`num_gpus=1`).')
     else:
         text = (f'**The {title} version of the cnn-design chapter.** This notebook holds the '
                 f'chapter\'s {title} cells only; the chapter with all four frameworks, its page '
-                'and its library live in the cnn-design repository. Run the first cell once to '
-                f'install `d2lsupport` with {title} (CPU builds). `d2lsupport` is not on PyPI: '
-                'build its wheel with `make dist` in a clone of the repository and upload '
-                f'`dist/{WHEEL}` beside this notebook, or install straight from the clone: '
-                f'`pip install "path/to/cnn-design[{framework}]"`. **On a GPU runtime**: also '
-                f'install {GPU_PACKAGES[framework]}, and pass `num_gpus=1` to the `Trainer`.')
+                'and its library live in the cnn-design repository, where this notebook comes '
+                f'from. Run the next cell once to install `d2lsupport` with {title} (CPU '
+                'builds). `d2lsupport` is not on PyPI: build its wheel with `make dist` in a '
+                f'clone of the repository and upload `dist/{WHEEL}` beside this notebook, or '
+                f'install straight from the clone: `pip install "path/to/cnn-design[{framework}]"`. '
+                f'**On a GPU runtime**: {GPU_PACKAGES[framework]}; the training cell already '
+                'asks for one GPU (`num_gpus=1`).')
     if framework == 'mxnet':
         text += '\n\n' + MXNET_LIMIT[language]
-    return nbformat.v4.new_markdown_cell(text)
+    return nbformat.v4.new_markdown_cell(text + '\n\n' + LICENSE_LINE[language])
 
 
-def install_cell(framework):
+def install_cell(framework, language):
     cell = nbformat.v4.new_code_cell(
-        '# d2lsupport with this framework (see above for where the wheel comes from)\n'
-        f'%pip install -q "{WHEEL}[{framework}]"')
+        f'{INSTALL_COMMENT[language]}\n{PYTHON_CHECK.get(framework, "")}'
+        f'%pip install -q "{WHEEL}[{framework}]"{INSTALL_OPTIONS.get(framework, "")}')
     cell.metadata['tags'] = list(INSTALL_TAGS)
     return cell
 
@@ -135,7 +163,7 @@ def convert_markdown(text, figures, bibliography, language):
         caption, name, label = match.groups()
         number = figures['numbers'][label]
         figures['attachments'][name] = (ROOT / 'img' / name).read_bytes()
-        return f'![{word} {number}](attachment:{name})\n\n*{word} {number}: {caption}*'
+        return f'![{word} {number}](attachment:{name})\n\n_{word} {number}: {caption}_'
 
     def reference(match):
         label = match.group(1)
@@ -159,7 +187,7 @@ def framework_notebook(chapter, framework, title, language, bibliography):
               for m in IMAGE.finditer(cell.source)]
     figures = {'numbers': {label: i + 1 for i, label in enumerate(labels)}}
     nb = nbformat.v4.new_notebook()
-    nb.cells = [about_cell(framework, title, language), install_cell(framework)]
+    nb.cells = [about_cell(framework, title, language), install_cell(framework, language)]
     for cell in chapter.cells:
         if cell.cell_type == 'markdown':
             figures['attachments'] = {}

@@ -12,8 +12,9 @@
    cell, which the reader runs instead) into DIR and runs nbval there in the small
    training budget, with nothing of the checkout on the path: pytest reads DIR's own
    configuration, the kernel starts in DIR, the data come from DATA;
-3. fails unless `d2lsupport` is imported from DIR by that environment's python,
-   started in DIR with the kernel's variables, before nbval starts the kernel so.
+3. before that, fails unless that environment's python, started in DIR with the
+   kernel's variables, imports `d2lsupport` from DIR and finds there the records the
+   notebook reads (the studies and the recorded runs).
 
 The notebook as nbval ran it is written to OUT (tests/executed_notebook.py), for the
 page.
@@ -29,9 +30,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / 'tests' / 'executed_notebook.py'
 PURELIB = 'import sysconfig; print(sysconfig.get_paths()["purelib"])'
-WHERE = ('import sys, d2lsupport; where = d2lsupport.__file__; '
-         'print("d2lsupport", d2lsupport.__version__, "imported from", where); '
-         'sys.exit(0 if where.startswith(sys.prefix) else "error: not the installed copy")')
+# run by the new environment's python in DIR: d2lsupport comes from its own
+# site-packages, and the records the notebook reads are inside it
+WHERE = '''
+import sys, d2lsupport
+from d2lsupport import records
+where = d2lsupport.__file__
+print("d2lsupport", d2lsupport.__version__, "imported from", where)
+if not where.startswith(sys.prefix):
+    sys.exit("error: d2lsupport is not imported from the installed copy")
+shipped = [records.STUDY_FILE, records.STUDY_COST_FILE, records.STUDY_LONG_FILE,
+           *(f"{records.RESULTS_DIR}/regnetx32.{fw}.json" for fw in records.FRAMEWORKS)]
+missing = [path for path in shipped if not (path.startswith(sys.prefix) and open(path).read())]
+if missing:
+    sys.exit(f"error: the package lacks the records {missing}")
+'''
+
 
 
 def run(*command, **kwargs):

@@ -219,7 +219,7 @@ def test_each_tab_shows_its_code_and_outputs(page, name):
 
 def notebook_links(element):
     return [a for a in element.find_elements(By.TAG_NAME, 'a')
-            if a.get_attribute('href').endswith('.ipynb')]
+            if (a.get_attribute('href') or '').endswith('.ipynb')]
 
 
 @pytest.mark.parametrize('name', TABS)
