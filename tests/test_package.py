@@ -5,8 +5,11 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
+
 import d2lsupport
 from d2lsupport import core, records
+from tools import outside
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = tomllib.loads((REPO / 'pyproject.toml').read_text())
@@ -56,3 +59,11 @@ def test_the_records_the_chapter_reads_are_shipped(monkeypatch):
     # installed, the same names are read from inside the package
     monkeypatch.setattr(records, 'checkout_root', lambda: None)
     assert Path(records.results_dir()) == Path(d2lsupport.__file__).parent / 'results'
+
+
+def test_the_outside_run_asks_for_the_wheel_it_lacks(tmp_path):
+    with pytest.raises(SystemExit, match=r'no wheel .*; run `make dist`'):
+        outside.main(['--framework', 'jax', '--wheel', str(tmp_path / 'missing.whl'),
+                      '--notebook', 'nb.ipynb', '--executed', 'out.ipynb',
+                      '--dir', str(tmp_path / 'env'), '--data', 'data'])
+    assert not (tmp_path / 'env').exists()
