@@ -79,13 +79,25 @@ def test_a_framework_notebook_holds_its_tab_and_installs_first(framework, suffix
         (framework == 'mxnet')
 
 
+def test_the_references_are_listed_with_accents_written_out():
+    entries = notebooks.read_bibliography()
+    surnames, year, line = entries['Radosavovic.Kosaraju.Girshick.ea.2020']
+    assert surnames[-1] == 'Dollár' and year == '2020'
+    assert line.startswith('Ilija Radosavovic, Raj Prateek Kosaraju') and '{' not in line
+    nb = framework_notebook('jax')
+    assert nb.cells[-1].source.startswith('## References')
+    assert nb.cells[-1].source.count('\n* ') == len({
+        key.strip() for cell in nbformat.read(CHAPTER_IPYNB, as_version=4).cells
+        for keys in notebooks.CITE.findall(cell.source) for key in keys[1].split(',')})
+
+
 def notebook_images(markdown):
     return [m.group(2) for m in notebooks.IMAGE.finditer(markdown)]
 
 
 def test_citations_are_written_out():
-    bibliography = {'a': (['Zoph', 'Le'], '2017'), 'b': (['Tan'], '2019'),
-                    'c': (['Radosavovic', 'Kosaraju', 'Girshick'], '2020')}
+    bibliography = {'a': (['Zoph', 'Le'], '2017', ''), 'b': (['Tan'], '2019', ''),
+                    'c': (['Radosavovic', 'Kosaraju', 'Girshick'], '2020', '')}
     assert notebooks.citation('a,b', False, bibliography, 'en') == '(Zoph and Le, 2017; Tan, 2019)'
     assert notebooks.citation('c', True, bibliography, 'id') == 'Radosavovic et al. (2020)'
     assert notebooks.citation('a', True, bibliography, 'id') == 'Zoph dan Le (2017)'

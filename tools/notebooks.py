@@ -16,6 +16,7 @@ import argparse
 import base64
 import re
 import sys
+import unicodedata
 from pathlib import Path
 
 import nbformat
@@ -49,41 +50,46 @@ INSTALL_OPTIONS = {'pytorch': ' --extra-index-url https://download.pytorch.org/w
 GPU_PACKAGES = {
     'pytorch': 'run the install cell without its `--extra-index-url` (PyPI\'s torch 2.13.0 '
                'is a CUDA build)',
-    'mxnet': 'run `pip uninstall -y mxnet` after the install cell, then `pip install '
-             'mxnet-cu112==1.9.1` (or the build for the runtime\'s CUDA version)',
-    'tensorflow': 'run `pip uninstall -y tensorflow-cpu` after the install cell, then `pip '
-                  'install "tensorflow[and-cuda]==2.21.0"`',
-    'jax': 'install JAX\'s CUDA build of jax 0.10.2 after the install cell, as JAX\'s '
-           'installation guide gives it for the runtime\'s CUDA version',
+    'mxnet': 'on a machine of your own with Python 3.10 or 3.11 and CUDA 11.2, run '
+             '`%pip uninstall -y mxnet` after the install cell, then '
+             '`%pip install mxnet-cu112==1.9.1`',
+    'tensorflow': 'run `%pip uninstall -y tensorflow-cpu` after the install cell, then '
+                  '`%pip install "tensorflow[and-cuda]==2.21.0"`',
+    'jax': 'run `%pip install "jax[cuda12]==0.10.2"` after the install cell (the extra for '
+           'the runtime\'s CUDA version)',
 }
 GPU_PACKAGES_ID = {
     'pytorch': 'jalankan sel instalasi tanpa `--extra-index-url`-nya (torch 2.13.0 dari PyPI '
-               'adalah build CUDA)',
-    'mxnet': 'jalankan `pip uninstall -y mxnet` setelah sel instalasi, lalu `pip install '
-             'mxnet-cu112==1.9.1` (atau build untuk versi CUDA runtime tersebut)',
-    'tensorflow': 'jalankan `pip uninstall -y tensorflow-cpu` setelah sel instalasi, lalu `pip '
-                  'install "tensorflow[and-cuda]==2.21.0"`',
-    'jax': 'pasang build CUDA dari jax 0.10.2 setelah sel instalasi, seperti yang diberikan '
-           'panduan instalasi JAX untuk versi CUDA runtime tersebut',
+               'adalah *build* CUDA)',
+    'mxnet': 'di mesin sendiri dengan Python 3.10 atau 3.11 dan CUDA 11.2, jalankan '
+             '`%pip uninstall -y mxnet` setelah sel instalasi, lalu '
+             '`%pip install mxnet-cu112==1.9.1`',
+    'tensorflow': 'jalankan `%pip uninstall -y tensorflow-cpu` setelah sel instalasi, lalu '
+                  '`%pip install "tensorflow[and-cuda]==2.21.0"`',
+    'jax': 'jalankan `%pip install "jax[cuda12]==0.10.2"` setelah sel instalasi (*extra* '
+           'untuk versi CUDA runtime tersebut)',
 }
 MXNET_LIMIT = {
     'en': ('**Where this notebook cannot run.** MXNet 1.9.1 needs numpy older than 1.24, '
-           'which has no wheels for Python 3.12 or later, the default Python of current '
-           'hosted runtimes such as Google Colab; the install cell stops there with a line '
-           'saying so. Run it on Python 3.10 or 3.11: a runtime that offers one, or the '
+           'which has no wheels for Python 3.12 or later, the default Python of hosted '
+           'runtimes such as Google Colab at the time of writing; the install cell stops '
+           'there with a line saying so. Run it on Python 3.10 or 3.11: a runtime that offers one, or the '
            'repository\'s own MXNet environment (`make setup`).'),
     'id': ('**Batasan.** MXNet 1.9.1 membutuhkan numpy yang lebih tua dari 1.24, yang tidak '
            'punya *wheel* untuk Python 3.12 atau lebih baru, yaitu Python bawaan runtime '
-           'Jupyter daring saat ini seperti Google Colab; sel instalasi berhenti di sana dengan '
-           'pesan yang menjelaskannya. Jalankan di Python 3.10 atau 3.11: runtime yang '
+           'Jupyter daring seperti Google Colab saat tulisan ini dibuat; sel instalasi berhenti '
+           'di sana dengan pesan yang menjelaskannya. Jalankan di Python 3.10 atau 3.11: runtime yang '
            'menyediakannya, atau lingkungan MXNet repositori ini (`make setup`).'),
 }
+CC_BY_SA = 'https://creativecommons.org/licenses/by-sa/4.0/'
 LICENSE_LINE = {
-    'en': ('The chapter\'s text and figures are under CC BY-SA 4.0, its code under the MIT '
-           'license (the repository\'s LICENSE-TEXT and LICENSE).'),
-    'id': ('Teks dan gambar bab ini berlisensi CC BY-SA 4.0, kodenya berlisensi MIT (berkas '
-           'LICENSE-TEXT dan LICENSE di repositori).'),
+    'en': (f'The chapter\'s text and figures are under [CC BY-SA 4.0]({CC_BY_SA}), its code '
+           'under the MIT license (the files LICENSE-TEXT and LICENSE of the cnn-design '
+           'repository).'),
+    'id': (f'Teks dan gambar bab ini berlisensi [CC BY-SA 4.0]({CC_BY_SA}), kodenya berlisensi '
+           'MIT (berkas LICENSE-TEXT dan LICENSE di repositori cnn-design).'),
 }
+REFERENCES_TITLE = {'en': '## References', 'id': '## Daftar Pustaka'}
 INSTALL_COMMENT = {
     'en': '# d2lsupport with this framework (the paragraph above says where the wheel comes from)',
     'id': '# d2lsupport beserta framework ini (paragraf di atas menjelaskan asal wheel-nya)',
@@ -102,24 +108,27 @@ def about_cell(framework, title, language):
     if language == 'id':
         text = (f'**Versi {title} dari bab cnn-design.** Notebook ini hanya memuat sel '
                 f'{title} bab tersebut; bab dengan keempat *framework*, halamannya, dan '
-                'pustakanya ada di repositori cnn-design, asal notebook ini. Jalankan sel '
-                f'berikutnya sekali untuk memasang `d2lsupport` beserta {title} (build CPU). '
-                '`d2lsupport` tidak ada di PyPI: buat *wheel*-nya dengan `make dist` di '
-                f'salinan repositori, lalu unggah `dist/{WHEEL}` ke folder notebook ini, atau '
-                'pasang langsung dari salinan repositori: '
-                f'`pip install "path/ke/cnn-design[{framework}]"`. **Di runtime GPU**: '
-                f'{GPU_PACKAGES_ID[framework]}; sel pelatihan sudah meminta satu GPU '
-                '(`num_gpus=1`).')
+                'pustakanya ada di repositori cnn-design, tempat asal notebook ini. Jalankan '
+                f'sel berikutnya sekali untuk memasang `d2lsupport` beserta {title} (*build* '
+                'CPU). `d2lsupport` tidak ada di PyPI: klon repositori itu dan jalankan '
+                '`make dist` di sana (perlu `make` dan Python 3.10 atau lebih baru dengan '
+                f'`venv`; tidak memasang *framework* apa pun), lalu unggah `dist/{WHEEL}` ke '
+                'direktori kerja runtime (di Colab: `/content`, lewat panel *Files*), atau '
+                'pasang langsung dari klon repositori: '
+                f'`%pip install "path/ke/cnn-design[{framework}]"`. **Di runtime GPU**: '
+                f'{GPU_PACKAGES_ID[framework]}; sel pelatihan sudah memberikan `num_gpus=1`.')
     else:
         text = (f'**The {title} version of the cnn-design chapter.** This notebook holds the '
                 f'chapter\'s {title} cells only; the chapter with all four frameworks, its page '
                 'and its library live in the cnn-design repository, where this notebook comes '
                 f'from. Run the next cell once to install `d2lsupport` with {title} (CPU '
-                'builds). `d2lsupport` is not on PyPI: build its wheel with `make dist` in a '
-                f'clone of the repository and upload `dist/{WHEEL}` beside this notebook, or '
-                f'install straight from the clone: `pip install "path/to/cnn-design[{framework}]"`. '
-                f'**On a GPU runtime**: {GPU_PACKAGES[framework]}; the training cell already '
-                'asks for one GPU (`num_gpus=1`).')
+                'builds). `d2lsupport` is not on PyPI: clone that repository and run `make '
+                'dist` in it (this needs `make` and Python 3.10 or later with `venv`, and '
+                f'installs no framework), then upload `dist/{WHEEL}` to the runtime\'s working '
+                'directory (in Colab: `/content`, through the Files pane), or install straight '
+                f'from the clone: `%pip install "path/to/cnn-design[{framework}]"`. **On a GPU '
+                f'runtime**: {GPU_PACKAGES[framework]}; the training cell already passes '
+                '`num_gpus=1`.')
     if framework == 'mxnet':
         text += '\n\n' + MXNET_LIMIT[language]
     return nbformat.v4.new_markdown_cell(text + '\n\n' + LICENSE_LINE[language])
@@ -134,20 +143,33 @@ def install_cell(framework, language):
 
 
 def read_bibliography(path=ROOT / 'references.bib'):
-    """{key: (the authors' surnames, year)}."""
+    """{key: (the authors' surnames, year, the reference as one line)}."""
     entries = {}
     for key, body in BIB_ENTRY.findall(path.read_text()):
-        fields = dict(BIB_FIELD.findall(body))
+        fields = {name: plain(value) for name, value in BIB_FIELD.findall(body)}
         authors = [a.strip() for a in fields['author'].split(' and ')]
-        entries[key.strip()] = ([a.split(',')[0].strip('{} ') for a in authors], fields['year'])
+        surnames = [a.split(',')[0].strip() for a in authors]
+        venue = fields.get('booktitle') or fields.get('journal') or ''
+        names = [' '.join(reversed(a.split(', ', 1))) for a in authors]   # First Last
+        line = f'{", ".join(names)} ({fields["year"]}). *{fields["title"]}*. {venue}.'
+        entries[key.strip()] = (surnames, fields['year'], line)
     return entries
+
+
+def plain(bibtex):
+    """BibTeX text without braces and with its accents written out ({\\'a} is á)."""
+    accents = {"\\'": '\u0301', '\\`': '\u0300', '\\"': '\u0308', '\\~': '\u0303', '\\^': '\u0302'}
+    for command, mark in accents.items():
+        bibtex = re.sub('{' + re.escape(command) + r'(\w)}',
+                        lambda m: unicodedata.normalize('NFC', m.group(1) + mark), bibtex)
+    return bibtex.replace('{', '').replace('}', '').replace('\\&', '&')
 
 
 def citation(keys, textual, bibliography, language):
     """`Author et al. (2020)` for :citet:, `(Author et al., 2020; ...)` for :cite:."""
     written = []
     for key in keys.split(','):
-        surnames, year = bibliography[key.strip()]
+        surnames, year, _ = bibliography[key.strip()]
         who = (f'{surnames[0]} et al.' if len(surnames) > 2 else
                f' {WORDS[language]["and"]} '.join(surnames))
         written.append(f'{who} ({year})' if textual else f'{who}, {year}')
@@ -174,18 +196,28 @@ def convert_markdown(text, figures, bibliography, language):
             return f'[d2l.ai: {title}]({D2L_SITE}{page})'
         raise ValueError(f'unresolved reference :numref:`{label}`')
 
+    def cite(match):
+        keys = [key.strip() for key in match.group(2).split(',')]
+        figures['cited'] += [key for key in keys if key not in figures['cited']]
+        return citation(match.group(2), match.group(1) == 'citet', bibliography, language)
+
     text = IMAGE.sub(image, text)
     text = NUMREF.sub(reference, text)
-    text = CITE.sub(lambda m: citation(m.group(2), m.group(1) == 'citet', bibliography,
-                                       language), text)
+    text = CITE.sub(cite, text)
     return LABEL_LINE.sub('', text).strip()
+
+
+def references_cell(keys, bibliography, language):
+    """The works cited, in the order of their first citation."""
+    lines = [f'* {bibliography[key][2]}' for key in keys]
+    return nbformat.v4.new_markdown_cell('\n'.join([REFERENCES_TITLE[language], ''] + lines))
 
 
 def framework_notebook(chapter, framework, title, language, bibliography):
     """The notebook of one framework from the chapter's notebook."""
     labels = [m.group(3) for cell in chapter.cells if cell.cell_type == 'markdown'
               for m in IMAGE.finditer(cell.source)]
-    figures = {'numbers': {label: i + 1 for i, label in enumerate(labels)}}
+    figures = {'numbers': {label: i + 1 for i, label in enumerate(labels)}, 'cited': []}
     nb = nbformat.v4.new_notebook()
     nb.cells = [about_cell(framework, title, language), install_cell(framework, language)]
     for cell in chapter.cells:
@@ -206,6 +238,7 @@ def framework_notebook(chapter, framework, title, language, bibliography):
         if cell.metadata.get('tags'):
             new.metadata['tags'] = list(cell.metadata['tags'])
         nb.cells.append(new)
+    nb.cells.append(references_cell(figures['cited'], bibliography, language))
     for cell in nb.cells:
         cell.pop('id', None)
     nb.metadata['kernelspec'] = {'name': 'python3', 'display_name': 'Python 3',
