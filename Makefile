@@ -1,7 +1,9 @@
 # cnn-design: one environment per framework, the chapter, its tests.
 #   make run [FRAMEWORK=jax]   run the chapter end to end (full training)
-#   make test                  pytest in all four environments, the notebook under nbval, the HTML page
+#   make test                  pytest in all four environments, the notebooks under nbval, the HTML page
 #   make bench                 speed and memory of every framework (results/bench.json)
+#   make notebooks             one notebook per framework in notebooks/ (README, "Reading elsewhere")
+#   make dist                  the wheel and sdist of d2lsupport in dist/
 # Both set up what is missing first.
 
 # The frameworks, one `name:Title` each: the name as d2lsupport.core.MODULES has it,
@@ -14,6 +16,9 @@ ENVS_DIR ?= .venv
 PYTHON ?= python3
 CHAPTER := chapter_cnn_design/cnn-design
 RECORDED := tests/notebooks
+# the package of `make dist`, its version stated once in d2lsupport/__init__.py
+VERSION := $(shell sed -n "s/^__version__ = '\(.*\)'$$/\1/p" d2lsupport/__init__.py)
+WHEEL := dist/d2lsupport-$(VERSION)-py3-none-any.whl
 # A folder (or URL base) holding the four Fashion-MNIST files; empty means the
 # official download location. Defaults to the project's shared mirror when present.
 FASHION_MNIST_MIRROR ?= $(abspath $(wildcard ../shared/data/fashion-mnist))
@@ -23,7 +28,8 @@ export FASHION_MNIST_MIRROR
 env_python = $(ENVS_DIR)/$(1)/bin/python
 stamp = $(ENVS_DIR)/$(1)/.installed
 
-.PHONY: setup run test data ipynb library translation record lock lab kernels study bench drift bn-check memory clean-envs
+.PHONY: setup run test data ipynb library translation notebooks dist record lock lab kernels study \
+	bench drift bn-check memory clean-envs
 # (test-, pytest-, nbval- and data-<framework> are not .PHONY: make skips pattern rules
 # for phony targets.)
 
@@ -79,7 +85,7 @@ UNMEASURED := $(filter-out $(MEASURED_ORDER) pytest-mxnet,\
 TEST_ORDER := $(MEASURED_ORDER) $(UNMEASURED) pytest-docs pytest-mxnet test-page
 test:
 	$(MAKE) --no-print-directory -j$(SETUP_JOBS) --output-sync=target \
-		$(addprefix data-,$(FRAMEWORKS)) $(docs_stamp) debian-browser
+		$(addprefix data-,$(FRAMEWORKS)) $(docs_stamp) debian-browser $(WHEEL)
 	$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target $(TEST_ORDER)
 
 # JAX keeps the programs it compiles in this folder, so that its test processes and
@@ -87,7 +93,7 @@ test:
 JAX_CACHE_DIR ?= $(abspath _build/jax-cache)
 pytest-% nbval-% html test-page: export JAX_COMPILATION_CACHE_DIR = $(JAX_CACHE_DIR)
 
-# One framework's tests: pytest, and the chapter under nbval. (pytest-% and nbval-% do
+# One framework's tests: pytest, and its notebook under nbval. (pytest-% and nbval-% do
 # not make the data: a job that runs first would change the order in which `make test`
 # starts them; the data module fetches a missing file itself.)
 test-%: data-% pytest-% nbval-%
@@ -102,14 +108,18 @@ pytest-%: $(call stamp,%)
 	cd tests && D2L_FRAMEWORK=$* D2L_FRAMEWORK_TESTS_ONLY=$(if $(filter $*,$(FREE_TESTS_IN)),0,1) \
 		$(abspath $(call env_python,$*)) -m pytest -q -p no:cacheprovider .
 
-# The chapter under nbval in the small training budget, comparing the recorded
-# deterministic outputs; the notebook as nbval ran it is kept in $(EXECUTED) for the
-# page (tests/executed_notebook.py).
+# Each framework's notebook (notebooks/<framework>, as recorded in $(RECORDED) without
+# its install cell) under nbval in the small training budget, comparing the recorded
+# deterministic outputs, and run as a reader outside the repository would: the wheel of
+# `make dist` installed in a new environment under $(INSTALLED) (outside the
+# checkout), the notebook run from there (tools/outside.py says how). The notebook as nbval ran it is kept in
+# $(EXECUTED) for the page (tests/executed_notebook.py).
 EXECUTED := $(abspath _build/executed)
-nbval-%: $(call stamp,%)
-	D2L_FRAMEWORK=$* D2L_SMALL_BUDGET=1 $(call env_python,$*) -m pytest -q -p no:cacheprovider \
-		--nbval-lax --nbval-current-env $(RECORDED)/cnn-design.$*.ipynb \
-		--executed-notebook $(EXECUTED)/cnn-design.$*.ipynb
+INSTALLED ?= $(or $(TMPDIR),/tmp)/cnn-design-installed
+nbval-%: $(call stamp,%) $(WHEEL)
+	$(call env_python,$*) -m tools.outside --framework $* --wheel $(WHEEL) \
+		--notebook $(RECORDED)/cnn-design.$*.ipynb --executed $(EXECUTED)/cnn-design.$*.ipynb \
+		--dir $(INSTALLED)/$* --data $(or $(D2L_DATA_DIR),data/fashion-mnist)
 
 # Regenerate the reader's notebook from the markdown source.
 ipynb: $(call stamp,$(FRAMEWORK))
@@ -122,18 +132,42 @@ translation: $(call stamp,$(FRAMEWORK))
 	$(call env_python,$(FRAMEWORK)) -m d2lsupport.translation build id
 	$(call env_python,$(FRAMEWORK)) -m d2lsupport.notebook $(CHAPTER).id.md $(CHAPTER).id.ipynb
 
+# One notebook per framework for reading elsewhere (tools/notebooks.py; a test fails
+# when they are not current with the chapter).
+notebooks: $(call stamp,$(FRAMEWORK)) ipynb
+	$(call env_python,$(FRAMEWORK)) -m tools.notebooks
+
+# The wheel and sdist of d2lsupport, with the records the chapter reads inside
+# (pyproject.toml), built in a small environment of their own.
+DIST_ENV := $(ENVS_DIR)/dist
+dist: $(WHEEL)
+$(WHEEL): $(DIST_ENV)/.installed pyproject.toml LICENSE README.md \
+		$(wildcard d2lsupport/*.py d2lsupport/chapter/*.py results/study*.jsonl results/regnetx32.*.json)
+	rm -rf dist build && mkdir -p _build
+	$(DIST_ENV)/bin/python -m build --no-isolation --outdir dist . > _build/dist.log 2>&1 \
+		|| { cat _build/dist.log; exit 1; }
+	rm -rf build
+	@tail -n 1 _build/dist.log
+$(DIST_ENV)/.installed: requirements/dist.txt
+	rm -rf $(DIST_ENV)
+	$(PYTHON) -m venv $(DIST_ENV)
+	$(DIST_ENV)/bin/$(PIP_INSTALL) -r requirements/dist.txt
+	touch $@
+
 # Regenerate the library's copy of the chapter's network: the cells marked #@save go
 # into d2lsupport/chapter/<framework module>.py (a test fails when they differ).
 library: $(call stamp,$(FRAMEWORK))
 	$(call env_python,$(FRAMEWORK)) -m d2lsupport.library $(CHAPTER).md
 
-# Re-record the per-framework outputs nbval compares against (small budget).
-record: setup data ipynb
+# Re-record the outputs nbval compares against: each framework's notebook run in the
+# small budget, without its install cell.
+record: setup data ipynb notebooks
 	mkdir -p $(RECORDED)
 	for fw in $(FRAMEWORKS); do \
-		D2L_FRAMEWORK=$$fw D2L_SMALL_BUDGET=1 $(ENVS_DIR)/$$fw/bin/jupyter nbconvert \
+		D2L_SMALL_BUDGET=1 $(ENVS_DIR)/$$fw/bin/jupyter nbconvert \
 			--to notebook --execute --ExecutePreprocessor.kernel_name=python3 \
-			--output-dir $(RECORDED) --output cnn-design.$$fw.ipynb $(CHAPTER).ipynb || exit 1; \
+			--TagRemovePreprocessor.enabled=True --TagRemovePreprocessor.remove_cell_tags=install \
+			--output-dir $(RECORDED) --output cnn-design.$$fw.ipynb notebooks/$$fw/cnn-design.ipynb || exit 1; \
 	done
 
 # Re-resolve the pinned lock files from requirements/*.in (needs the registries).

@@ -278,9 +278,21 @@ def cpu_count():
     return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
 
 
+def checkout_root():
+    """The root of the cnn-design repository this code runs from, or None when
+    d2lsupport is an installed package (then what it ships is read through
+    importlib.resources)."""
+    root = Path(__file__).resolve().parents[1]
+    return root if (root / 'chapter_cnn_design').is_dir() else None
+
+
 def source_commit(repo=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))):
     """The git commit of the code in `repo` ('<sha>+dirty' when the chapter or the
-    library differ from it), or None outside a git checkout."""
+    library differ from it), or None outside a git checkout and for an installed
+    package (whose folder may lie inside some other repository)."""
+    if checkout_root() is None:
+        return None
+
     def git(*args):
         return subprocess.run(['git', '-C', repo, *args], capture_output=True, text=True,
                               timeout=30, check=True).stdout.strip()

@@ -25,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import checks, cli
-from .core import HyperParameters, atomic_file
+from .core import HyperParameters, atomic_file, checkout_root
 
 FILES = {
     'train-images-idx3-ubyte.gz': '8d4fb7e6c68d591d4c3dfef9ec88bf0d',
@@ -51,9 +51,19 @@ class DataError(RuntimeError):
 
 
 def data_dir(root=None):
-    """The folder holding the four files: `root`, $D2L_DATA_DIR or the repo's."""
-    default = Path(__file__).resolve().parents[1] / 'data' / 'fashion-mnist'
-    return Path(root or os.environ.get(DATA_ENV) or default).expanduser()
+    """The folder holding the four files: `root`, $D2L_DATA_DIR, else data/ of the
+    repository when running from it, or the user's cache folder for an installed
+    package."""
+    return Path(root or os.environ.get(DATA_ENV) or default_data_dir()).expanduser()
+
+
+def default_data_dir():
+    repo = checkout_root()
+    if repo:
+        return repo / 'data' / 'fashion-mnist'
+    cache = os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache'
+    return Path(cache) / 'd2lsupport' / 'fashion-mnist'
+
 
 
 def _md5(path):

@@ -1,4 +1,5 @@
-"""The records under results/: where they live, how they are written and read,
+"""The records under results/ (in an installed package, the copy it ships as
+d2lsupport/results): where they live, how they are written and read,
 and the table of the chapter's training runs.
 
 Every record is strict JSON (RFC 8259), which has no NaN or infinity: a
@@ -10,6 +11,7 @@ reads such a value back as a float. Whole files are replaced atomically
 which readers ignore (`read_json_lines`) and writers cut off
 (`drop_incomplete_line`).
 """
+import importlib.resources
 import json
 import math
 import os
@@ -17,9 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .core import FRAMEWORKS, atomic_file
+from .core import FRAMEWORKS, atomic_file, checkout_root
 
-RESULTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'results')
+
+def results_dir():
+    """results/ of the repository when running from it (where `make run` and `make
+    study` write); else the records shipped inside the package."""
+    root = checkout_root()
+    return str(root / 'results' if root else importlib.resources.files(__package__) / 'results')
+
+
+RESULTS_DIR = results_dir()
 # The design-space studies shipped with the chapter: the first one, over whole
 # spaces; the one at equal cost; and its first networks retrained with a four
 # times longer budget.

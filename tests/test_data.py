@@ -112,6 +112,13 @@ def test_data_dir_precedence(tmp_path, monkeypatch):
     assert data.data_dir(tmp_path / 'arg') == tmp_path / 'arg'
 
 
+def test_an_installed_package_keeps_the_data_in_the_users_cache(tmp_path, monkeypatch):
+    monkeypatch.delenv(data.DATA_ENV, raising=False)
+    monkeypatch.setattr(data, 'checkout_root', lambda: None)
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path))
+    assert data.data_dir() == tmp_path / 'd2lsupport' / 'fashion-mnist'
+
+
 @needs_mirror
 def test_fetch_from_mirror_and_verify_once(tmp_path, monkeypatch):
     root = data.ensure_files(tmp_path, MIRROR)

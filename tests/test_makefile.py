@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import d2lsupport
 from d2lsupport.core import FRAMEWORKS
 
 from conftest import ROOT
@@ -43,7 +44,7 @@ def make(tmp_path):
     """`make(*arguments)` runs make in the repository with ENVS_DIR holding stand-in
     environments; returns the calls of their interpreters, in the order they began."""
     envs, log = tmp_path / 'envs', tmp_path / 'calls.jsonl'
-    for env in (*FRAMEWORKS, 'docs'):
+    for env in (*FRAMEWORKS, 'docs', 'dist'):
         executable(envs / env / 'bin' / 'python', RECORDER.format(python=sys.executable,
                                                                   log=str(log)))
         (envs / env / '.installed').touch()   # newer than the lock files
@@ -95,8 +96,20 @@ def only(calls, what):
     return found[0]
 
 
+def wheel_name():
+    version = make_variables()['VERSION']
+    assert version == d2lsupport.__version__
+    return f'd2lsupport-{version}-py3-none-any.whl'
+
+
 def test_make_test_runs_pytest_and_nbval_in_every_environment(make):
     calls = make('test')
+    # the wheel, built in the packaging environment before any notebook runs (again in
+    # the tests' phase here only because the stand-in build writes no file)
+    wheels = [c for c in calls if c.runs('build')]
+    wheel = wheels[0]
+    assert all(w.env == 'dist' and w.cwd == ROOT and '--no-isolation' in w.args for w in wheels)
+    assert calls.index(wheel) < min(i for i, c in enumerate(calls) if c.runs('tools.outside'))
     for fw in FRAMEWORKS:
         mine = [c for c in calls if c.env == fw]
         assert any(c.runs('d2lsupport.data') for c in mine), fw
@@ -106,11 +119,14 @@ def test_make_test_runs_pytest_and_nbval_in_every_environment(make):
         # the framework-free tests run in the PyTorch and MXNet environments only
         assert pytest_run.vars['D2L_FRAMEWORK_TESTS_ONLY'] == \
             ('0' if fw in ('pytorch', 'mxnet') else '1')
-        nbval = only(mine, lambda c: c.runs('pytest') and '--nbval-lax' in c.args)
-        assert ROOT / 'tests' / 'notebooks' / f'cnn-design.{fw}.ipynb' in nbval.paths()
-        assert nbval.path('--executed-notebook') == \
-            ROOT / '_build' / 'executed' / f'cnn-design.{fw}.ipynb'
-        assert nbval.vars['D2L_FRAMEWORK'] == fw and nbval.vars['D2L_SMALL_BUDGET'] == '1'
+        # the framework's notebook under nbval, run outside the repository from the wheel
+        nbval = only(mine, lambda c: c.runs('tools.outside'))
+        assert nbval.cwd == ROOT and nbval.option('--framework') == fw
+        assert nbval.path('--notebook') == ROOT / 'tests' / 'notebooks' / f'cnn-design.{fw}.ipynb'
+        assert nbval.path('--executed') == ROOT / '_build' / 'executed' / f'cnn-design.{fw}.ipynb'
+        assert nbval.path('--wheel') == wheel.path('--outdir') / wheel_name()
+        installed = nbval.path('--dir')
+        assert installed.name == fw and not installed.is_relative_to(ROOT)
     # the page (test-page, below), and the build's own tests: the rest of tests/html
     docs = [c for c in calls if c.env == 'docs']
     assert any(c.runs('tools.book') for c in docs)
@@ -125,7 +141,7 @@ def test_make_test_page_builds_the_page_from_what_nbval_ran_then_opens_it(make, 
     assert build.env == 'docs' and build.cwd == ROOT
     assert build.path('--envs-dir') == tmp_path / 'envs'
     assert build.path('--executed') == ROOT / '_build' / 'executed'
-    nbval = {c.env for c in calls[:calls.index(build)] if '--nbval-lax' in c.args}
+    nbval = {c.env for c in calls[:calls.index(build)] if c.runs('tools.outside')}
     assert nbval == set(FRAMEWORKS)
     page = ROOT / 'tests' / 'html' / 'test_page.py'
     browser = only(calls, lambda c: c.runs('pytest') and page in c.paths())

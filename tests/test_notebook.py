@@ -6,6 +6,7 @@ import pytest
 
 from d2lsupport import library, notebook
 from d2lsupport.core import FRAMEWORKS
+from tools import notebooks
 
 from conftest import CHAPTER_MD, ROOT
 
@@ -37,14 +38,69 @@ def test_committed_notebook_has_no_outputs():
     assert all(not cell.get('outputs') for cell in nb.cells if cell.cell_type == 'code')
 
 
+def framework_notebook(framework, suffix=''):
+    return nbformat.read(ROOT / notebooks.OUT.format(framework=framework, suffix=suffix),
+                         as_version=4)
+
+
 @pytest.mark.parametrize('framework', FRAMEWORKS)
-def test_recorded_notebook_has_the_chapter_cells(framework):
+def test_recorded_notebook_is_the_framework_notebook_without_its_install_cell(framework):
     recorded = nbformat.read(RECORDED / f'cnn-design.{framework}.ipynb', as_version=4)
-    chapter = nbformat.read(CHAPTER_IPYNB, as_version=4)
-    assert [c.source for c in recorded.cells] == [c.source for c in chapter.cells], \
+    cells = [c for c in framework_notebook(framework).cells
+             if 'install' not in c.metadata.get('tags', [])]
+    assert [c.source for c in recorded.cells] == [c.source for c in cells], \
         'recorded outputs are stale: run `make record`'
-    assert [c.metadata.get('tags') for c in recorded.cells] == \
-        [c.metadata.get('tags') for c in chapter.cells]
+    assert [c.metadata.get('tags') for c in recorded.cells] == [c.metadata.get('tags') for c in cells]
+
+
+def test_the_framework_notebooks_are_current_with_the_chapter():
+    stale = [path for path, text in notebooks.render_all().items()
+             if not (ROOT / path).exists() or (ROOT / path).read_text() != text]
+    assert not stale, f'{stale} out of date: run `make notebooks`'
+
+
+@pytest.mark.parametrize('suffix', ['', '.id'])
+@pytest.mark.parametrize('framework', FRAMEWORKS)
+def test_a_framework_notebook_holds_its_tab_and_installs_first(framework, suffix):
+    chapter = nbformat.read(CHAPTER_MD.with_name(f'cnn-design{suffix}.ipynb'), as_version=4)
+    nb = framework_notebook(framework, suffix)
+    code = [c for c in nb.cells if c.cell_type == 'code']
+    assert code[0].metadata['tags'] == notebooks.INSTALL_TAGS
+    assert f'{notebooks.WHEEL}[{framework}]' in code[0].source
+    assert [c.source for c in code[1:]] == notebook.tab_code(
+        CHAPTER_MD.with_name(f'cnn-design{suffix}.md'), framework)
+    text = '\n'.join(c.source for c in nb.cells if c.cell_type == 'markdown')
+    for markup in (':label:', ':numref:', ':cite', '%%tab', '../img/'):
+        assert markup not in text, markup
+    images = [name for c in chapter.cells for name in notebook_images(c.source)]
+    attached = [name for c in nb.cells for name in c.get('attachments', {})]
+    assert attached == images and images
+    assert ('numpy older than 1.24' in text or 'numpy yang lebih tua' in text) == \
+        (framework == 'mxnet')
+
+
+def test_the_references_are_listed_with_accents_written_out():
+    entries = notebooks.read_bibliography()
+    surnames, year, line = entries['Radosavovic.Kosaraju.Girshick.ea.2020']
+    assert surnames[-1] == 'Dollár' and year == '2020'
+    assert line.startswith('Ilija Radosavovic, Raj Prateek Kosaraju') and '{' not in line
+    nb = framework_notebook('jax')
+    assert nb.cells[-1].source.startswith('## References')
+    assert nb.cells[-1].source.count('\n* ') == len({
+        key.strip() for cell in nbformat.read(CHAPTER_IPYNB, as_version=4).cells
+        for keys in notebooks.CITE.findall(cell.source) for key in keys[1].split(',')})
+
+
+def notebook_images(markdown):
+    return [m.group(2) for m in notebooks.IMAGE.finditer(markdown)]
+
+
+def test_citations_are_written_out():
+    bibliography = {'a': (['Zoph', 'Le'], '2017', ''), 'b': (['Tan'], '2019', ''),
+                    'c': (['Radosavovic', 'Kosaraju', 'Girshick'], '2020', '')}
+    assert notebooks.citation('a,b', False, bibliography, 'en') == '(Zoph and Le, 2017; Tan, 2019)'
+    assert notebooks.citation('c', True, bibliography, 'id') == 'Radosavovic et al. (2020)'
+    assert notebooks.citation('a', True, bibliography, 'id') == 'Zoph dan Le (2017)'
 
 
 def test_every_code_group_has_all_four_tabs():

@@ -146,6 +146,13 @@ def test_source_commit_outside_a_checkout(tmp_path):
     assert source_commit(str(tmp_path)) is None
 
 
+def test_an_installed_copy_names_no_commit_even_inside_some_repository(monkeypatch):
+    from d2lsupport import core
+    assert source_commit() is not None   # this checkout
+    monkeypatch.setattr(core, 'checkout_root', lambda: None)
+    assert source_commit() is None
+
+
 def test_in_a_notebook_progress_goes_to_the_progress_file(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(trainer_lib, 'in_notebook', lambda: True)
     monkeypatch.setattr(ProgressBoard, 'show', lambda self: None)   # the live plot

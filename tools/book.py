@@ -100,6 +100,7 @@ LABEL = re.compile(r':label:`([^`]+)`')
 NOTE_MARK = 'Outputs on this page'
 RUN_NOTEBOOK = 'results/cnn-design.{}.ipynb'   # a framework's recorded run (make run)
 RUN_RECORD = 'results/regnetx32.{}.json'
+NOTEBOOKS = 'notebooks'   # one per framework and language (tools/notebooks.py)
 RECORDED_MARK = 'Recorded run:'
 
 log = logging.getLogger('book')
@@ -197,10 +198,36 @@ def link_book_sections(text, local_labels):
     return NUMREF.sub(replace, text)
 
 
+def framework_titles(makefile=ROOT / 'Makefile'):
+    """{framework: title} from the Makefile's FRAMEWORK_TITLES, the one list of titles."""
+    line = next(line for line in makefile.read_text().splitlines()
+                if line.startswith('FRAMEWORK_TITLES'))
+    return dict(pair.split(':') for pair in line.split(':=', 1)[1].split())
+
+
+def notebook_links(language):
+    """One tab per framework, linking that framework's notebook (notebooks/, copied
+    beside the page by the html step)."""
+    suffix = '' if language == 'en' else f'.{language}'
+    blocks, titles = [], framework_titles()
+    for framework in read_config()['tabs']:   # the page's tab order
+        title = titles[framework]
+        href = f'../{NOTEBOOKS}/{framework}/cnn-design{suffix}.ipynb'
+        if language == 'id':
+            text = (f'[Unduh notebook {title} bab ini]({href}): satu berkas untuk Jupyter '
+                    'di luar repositori ini, dengan sel yang memasang pustakanya.')
+        else:
+            text = (f'[Download the {title} notebook of this chapter]({href}): one file for a '
+                    'Jupyter outside this repository, with a cell that installs the library.')
+        blocks.append(f':begin_tab:`{framework}`\n\n{text}\n\n:end_tab:')
+    return '\n\n'.join(blocks)
+
+
 def stage_chapter(text, full, local_labels, language='en'):
     text, dropped = LOAD_EXT_CELL.subn('', text, count=1)
     if not dropped:
         log.warning('the chapter has no `%%load_ext d2lsupport.tab` cell to leave out')
+    text = add_note(text, notebook_links(language))   # below the two notes
     text = add_note(text, budget_note(full, language))
     text = add_note(text, language_links(language))   # above the note
     return link_book_sections(text, local_labels)
@@ -275,29 +302,35 @@ def write_kernel(folder, framework, envs_dir, full):
 
 
 def executed_outputs(path, framework, root=ROOT):
-    """The outputs of the cells of `framework`'s tab in the notebook nbval kept at
-    `path`, in order, keyed by each cell's code as d2lbook formats it (without its
-    %%tab line); None, with the reason logged, when there is none, it failed, or it
-    ran other code than the reader's notebook holds now."""
+    """The outputs of the code cells in the notebook nbval kept at `path` (that
+    framework's notebook, notebooks/<framework>), in order, keyed by each cell's code
+    as d2lbook formats it; None, with the reason logged, when there is none, it
+    failed, or it ran other code than `framework`'s tab of the reader's notebook holds
+    now."""
     from d2lbook.library import format_code
     if not path.exists():
         log.warning('%s: no executed notebook %s; running the tab', framework, path)
         return None
     nb = nbformat.read(path, as_version=4)
     reader = nbformat.read(root / READER_NOTEBOOK, as_version=4)
-    code = [c.source for c in _code_cells(nb)]
+    cells = _code_cells(nb)
     kept = nb.metadata.get(EXECUTED_META, {})
-    if not kept.get('passed') or kept.get('cells_run') != len(code):
+    if not kept.get('passed') or kept.get('cells_run') != len(cells):
         log.warning('%s: %s did not pass under nbval; running the tab', framework, path)
         return None
-    if code != [c.source for c in _code_cells(reader)]:
-        log.warning('%s: %s ran other code than %s; running the tab', framework, path,
-                    READER_NOTEBOOK)
+    tab = [_code(c) for c in _code_cells(reader, framework) if not _loads_tabs(c)]
+    if [c.source.strip() for c in cells] != tab:
+        log.warning('%s: %s ran other code than the %s tab of %s; running the tab',
+                    framework, path, framework, READER_NOTEBOOK)
         return None
     outputs = collections.defaultdict(collections.deque)
-    for cell in _code_cells(nb, framework):
-        outputs[format_code(_code(cell))].append(cell.outputs)
+    for cell in cells:
+        outputs[format_code(cell.source.strip())].append(cell.outputs)
     return outputs
+
+
+def _loads_tabs(cell):
+    return cell.source.startswith('%load_ext d2lsupport.tab')
 
 
 def fill_outputs(nb, timeout, outputs):
@@ -544,6 +577,13 @@ def html(cfg, envs_dir):
     builder.rst()   # its merge finds the notebooks merged above up to date
     serve_locally(Path(builder.config.rst_dir) / '_static', envs_dir)
     builder.html()
+    copy_notebooks(cfg['out'] / 'html')
+
+
+def copy_notebooks(site):
+    """The framework notebooks beside the page, where its tabs link them."""
+    shutil.rmtree(site / NOTEBOOKS, ignore_errors=True)
+    shutil.copytree(ROOT / NOTEBOOKS, site / NOTEBOOKS)
 
 
 # ----------------------------------------------------------------- editions
@@ -648,6 +688,7 @@ def build_edition(cfg, language, full, envs_dir):
     target = out / 'html' / language
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(builds / 'html', target)
+    copy_notebooks(target)
     log.info('the %s edition: %s', EDITIONS[language][0],
              (target / CHAPTER.replace('.md', '.html')).relative_to(ROOT))
 

@@ -16,11 +16,12 @@ import os
 import re
 import shutil
 import threading
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from d2lsupport.core import FRAMEWORKS
+from d2lsupport.core import FRAMEWORKS, MODULES
 
 ROOT = Path(__file__).resolve().parents[2]
 HTML = ROOT / '_build' / 'html'
@@ -186,9 +187,9 @@ def test_every_code_group_has_the_four_tabs(page):
 @pytest.mark.parametrize('name', TABS)
 def test_each_tab_shows_its_code_and_outputs(page, name):
     click_tab(page, name)
-    panels = shown_panels(page)
+    panels = [p for p in shown_panels(page) if not notebook_links(p)]
     assert panels and all(p.get_attribute('id').startswith(name + '-') for p in panels)
-    for panel in panels:   # every shown panel has code
+    for panel in panels:   # every shown panel has code (but the one linking the notebook)
         code = panel.find_elements(By.CSS_SELECTOR, CODE)
         assert code and code[0].text.strip(), f'no code in panel {panel.get_attribute("id")}'
     outputs = '\n'.join(o.text for p in panels
@@ -214,6 +215,29 @@ def test_each_tab_shows_its_code_and_outputs(page, name):
     js(page, 'arguments[0].closest(".mdl-tabs").scrollIntoView({block: "start"});', training)
     prefix = '' if page.language == 'en' else f'{page.language}-'
     page.save_screenshot(str(SCREENSHOTS / f'{prefix}tab-{name}.png'))
+
+
+def notebook_links(element):
+    return [a for a in element.find_elements(By.TAG_NAME, 'a')
+            if (a.get_attribute('href') or '').endswith('.ipynb')]
+
+
+@pytest.mark.parametrize('name', TABS)
+def test_each_tab_links_its_own_notebook(page, name):
+    click_tab(page, name)
+    links = [a for p in shown_panels(page) for a in notebook_links(p)]
+    assert len(links) == 1, 'one notebook link in the shown tab'
+    suffix = '' if page.language == 'en' else f'.{page.language}'
+    href = links[0].get_attribute('href')
+    assert href.endswith(f'/notebooks/{name}/cnn-design{suffix}.ipynb')
+    with urllib.request.urlopen(href) as response:   # the link, followed
+        nb = json.loads(response.read())
+    code = [''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'code']
+    module = MODULES[name]   # the d2lsupport module of the framework
+    assert f'[{name}]"' in code[0]                                  # installs its extra
+    assert any(f'from d2lsupport import {module} as d2l' in c for c in code)
+    others = [MODULES[fw] for fw in TABS if fw != name]
+    assert not any(f'from d2lsupport import {m} as d2l' in c for c in code for m in others)
 
 
 def test_shared_cells_show_once_outside_the_tabs(page):
