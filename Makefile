@@ -16,9 +16,10 @@ ENVS_DIR ?= .venv
 PYTHON ?= python3
 CHAPTER := chapter_cnn_design/cnn-design
 RECORDED := tests/notebooks
-# the package of `make dist`, its version stated once in d2lsupport/__init__.py
+# the package of `make dist` (in DIST_DIR), its version stated once in d2lsupport/__init__.py
+DIST_DIR ?= dist
 VERSION := $(shell sed -n "s/^__version__ = '\(.*\)'$$/\1/p" d2lsupport/__init__.py)
-WHEEL := dist/d2lsupport-$(VERSION)-py3-none-any.whl
+WHEEL := $(DIST_DIR)/d2lsupport-$(VERSION)-py3-none-any.whl
 # A folder (or URL base) holding the four Fashion-MNIST files; empty means the
 # official download location. Defaults to the project's shared mirror when present.
 FASHION_MNIST_MIRROR ?= $(abspath $(wildcard ../shared/data/fashion-mnist))
@@ -143,11 +144,11 @@ DIST_ENV := $(ENVS_DIR)/dist
 dist: $(WHEEL)
 $(WHEEL): $(DIST_ENV)/.installed pyproject.toml LICENSE README.md \
 		$(wildcard d2lsupport/*.py d2lsupport/chapter/*.py results/study*.jsonl results/regnetx32.*.json)
-	rm -rf dist build && mkdir -p _build
-	$(DIST_ENV)/bin/python -m build --no-isolation --outdir dist . > _build/dist.log 2>&1 \
-		|| { cat _build/dist.log; exit 1; }
+	rm -rf $(DIST_DIR) build && mkdir -p $(DIST_DIR)
+	$(DIST_ENV)/bin/python -m build --no-isolation --outdir $(DIST_DIR) . > $(DIST_DIR)/build.log 2>&1 \
+		|| { cat $(DIST_DIR)/build.log; exit 1; }
 	rm -rf build
-	@tail -n 1 _build/dist.log
+	@tail -n 1 $(DIST_DIR)/build.log
 $(DIST_ENV)/.installed: requirements/dist.txt
 	rm -rf $(DIST_ENV)
 	$(PYTHON) -m venv $(DIST_ENV)

@@ -55,7 +55,9 @@ def make(tmp_path):
     environ['PATH'] = f'{tmp_path / "bin"}{os.pathsep}{environ["PATH"]}'
 
     def run(*arguments):
-        subprocess.run(['make', '--no-print-directory', f'ENVS_DIR={envs}', *arguments],
+        # (DIST_DIR: the stand-in build must not replace the checkout's wheel)
+        subprocess.run(['make', '--no-print-directory', f'ENVS_DIR={envs}',
+                        f'DIST_DIR={tmp_path / "dist"}', *arguments],
                        cwd=ROOT, env=environ, capture_output=True, text=True, check=True)
         return [Call(envs, json.loads(line)) for line in log.read_text().splitlines()]
     return run
