@@ -244,11 +244,12 @@ def write_if_changed(path, data):
 
 def build_inputs(full, root=ROOT, executed=None):
     """What the evaluated outputs depend on, besides the staged sources: the
-    library (with the modules generated from the chapter), the records, the
+    library (with the modules generated from the chapter), this script, the records, the
     environments' lock files, the training budget and the executed notebooks that
     stand in for running the tabs (`executed`, a folder)."""
     files = sorted([*root.glob('d2lsupport/**/*.py'), *root.glob('results/*.json*'),
-                    *root.glob('requirements/*.txt'), root / 'pyproject.toml'])
+                    *root.glob('requirements/*.txt'), root / 'pyproject.toml',
+                    root / 'tools' / 'book.py'])
     if executed is not None:
         files += sorted(Path(executed).glob(EXECUTED.format('*')))
     lines = [f'training budget: {"full" if full else "small"}']
@@ -325,8 +326,22 @@ def executed_outputs(path, framework, root=ROOT):
         return None
     outputs = collections.defaultdict(collections.deque)
     for cell in cells:
-        outputs[format_code(cell.source.strip())].append(cell.outputs)
+        outputs[format_code(cell.source.strip())].append(coalesce_streams(cell.outputs))
     return outputs
+
+
+def coalesce_streams(outputs):
+    """Adjacent stream outputs of one stream joined into one, as Jupyter shows them (a
+    kernel may send one print in two messages: the cell then printed the same text)."""
+    joined = []
+    for out in outputs:
+        if (joined and out.get('output_type') == 'stream' == joined[-1].get('output_type')
+                and out.get('name') == joined[-1].get('name')):
+            joined[-1] = copy.deepcopy(joined[-1])
+            joined[-1]['text'] = joined[-1]['text'] + out['text']
+        else:
+            joined.append(out)
+    return joined
 
 
 def _loads_tabs(cell):

@@ -76,6 +76,21 @@ def test_an_unusable_executed_notebook_means_running_the_tab(tmp_path, case, cap
     assert 'running the tab' in caplog.text
 
 
+def test_one_print_sent_in_two_messages_is_one_output(tmp_path):
+    write_reader(tmp_path)
+    path = write_executed(tmp_path / 'jax.ipynb')
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[1].outputs = [nbformat.v4.new_output('stream', name='stdout', text='cell 1'),
+                           nbformat.v4.new_output('stream', name='stdout', text='\n'),
+                           nbformat.v4.new_output('stream', name='stderr', text='warning\n')]
+    nbformat.write(nb, path)
+    outputs = book.executed_outputs(path, 'jax', root=tmp_path)
+    filled = tab_notebook('print(2)')
+    book.fill_outputs(filled, 60, outputs)
+    assert [(o.name, o.text) for o in filled.cells[1].outputs] == \
+        [('stdout', 'cell 1\n'), ('stderr', 'warning\n')]
+
+
 def test_build_inputs_name_the_executed_notebooks(tmp_path):
     executed = tmp_path / 'executed'
     executed.mkdir()
