@@ -130,14 +130,15 @@ def test_a_shared_plot_shows_once_although_its_png_bytes_differ():
 
 def test_build_inputs_change_with_what_the_outputs_depend_on(tmp_path):
     for name in ('d2lsupport/core.py', 'd2lsupport/chapter/torch.py', 'results/run.json',
-                 'requirements/jax.txt', 'pyproject.toml', 'README.md'):
+                 'requirements/jax.txt', 'pyproject.toml', 'tools/book.py', 'README.md'):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text('v1')
     before = book.build_inputs(False, root=tmp_path)
     assert before != book.build_inputs(True, root=tmp_path)
     (tmp_path / 'README.md').write_text('v2')         # the outputs do not depend on it
     assert book.build_inputs(False, root=tmp_path) == before
-    for name in ('d2lsupport/chapter/torch.py', 'results/run.json', 'requirements/jax.txt'):
+    for name in ('d2lsupport/chapter/torch.py', 'results/run.json', 'requirements/jax.txt',
+                 'tools/book.py'):
         (tmp_path / name).write_text('v2')
         after = book.build_inputs(False, root=tmp_path)
         assert after != before, name
