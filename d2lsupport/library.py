@@ -70,18 +70,25 @@ def main(argv=None):
                         help='only check that the modules in DEST match SOURCE')
     args = parser.parse_args(argv)
     dest = Path(args.dest)
+    texts = {dest / name: text for name, text in modules(args.source).items()}
+    return write_or_check(texts, args.check, f'{args.source}; run `make library`')
+
+
+def write_or_check(texts, check, fix):
+    """Write each {path: text}, or with `check` only list those whose file differs:
+    0, or 1 with a line naming them, then `fix` (what they are stale with, and how to
+    regenerate them)."""
     stale = []
-    for name, text in modules(args.source).items():
-        path = dest / name
-        if args.check:
+    for path, text in texts.items():
+        if check:
             if not path.exists() or path.read_text() != text:
                 stale.append(str(path))
-        else:
-            path.write_text(text)
-            print(f'wrote {path}')
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f'wrote {path}')
     if stale:
-        print(f'error: {", ".join(stale)} out of date with {args.source}; run `make library`',
-              file=sys.stderr)
+        print(f'error: {", ".join(stale)} out of date with {fix}', file=sys.stderr)
         return 1
     return 0
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import nbformat
 
 import d2lsupport
+from d2lsupport.library import write_or_check
 from d2lsupport.notebook import TAB_LINE, cell_tabs
 from tools.book import D2L_SECTIONS, D2L_SITE, NOTEBOOKS, NUMREF, framework_titles
 
@@ -266,21 +267,8 @@ def main(argv=None):
     parser.add_argument('--check', action='store_true',
                         help='only check that the committed notebooks are current')
     args = parser.parse_args(argv)
-    stale = []
-    for path, text in render_all().items():
-        target = ROOT / path
-        if args.check:
-            if not target.exists() or target.read_text() != text:
-                stale.append(path)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-        print(f'wrote {path}')
-    if stale:
-        print(f'error: {", ".join(stale)} out of date with the chapter; run `make notebooks`',
-              file=sys.stderr)
-        return 1
-    return 0
+    texts = {ROOT / path: text for path, text in render_all().items()}
+    return write_or_check(texts, args.check, 'the chapter; run `make notebooks`')
 
 
 if __name__ == '__main__':
