@@ -24,7 +24,9 @@ set $D2L_PROGRESS to a file, to which the Trainer then also writes its progress
 bar and one line per epoch, for the runner to show in the terminal.
 """
 import contextlib
+import ctypes
 import dataclasses
+import functools
 import io
 import json
 import os
@@ -219,6 +221,7 @@ class BaseTrainer(HyperParameters):
         self.progress = None
         if self.seed is not None:
             self.seed_initialization(self.seed)
+        release_free_memory()   # what the cells before (an earlier fit) freed
         self.build(model, data)
 
     def fit_epoch(self):
@@ -328,6 +331,7 @@ class BaseTrainer(HyperParameters):
         """One epoch of training and validation, recorded; False when the time
         limit says to stop."""
         train_loss, val_loss, val_acc = self.fit_epoch()
+        release_free_memory()
         self.wall_time = time.perf_counter() - start
         self.history.append({'epoch': self.epoch, 'train_loss': train_loss,
                              'val_loss': val_loss, 'val_acc': val_acc,
@@ -374,6 +378,7 @@ class BaseTrainer(HyperParameters):
                 lagging, mean = None, sum(losses[since:]) / len(losses[since:])
                 since = len(losses)
                 self.board.draw(self.epoch + (i + 1) / num_batches, mean, 'train_loss')
+                release_free_memory()
                 bar.set_postfix(loss=f'{mean:.3f}')
                 self._redraw()
         bar.close()
@@ -461,6 +466,29 @@ def rss_mb():
     except OSError:
         return None
     return round(pages * os.sysconf('SC_PAGE_SIZE') / 2 ** 20, 1)
+
+
+def release_free_memory():
+    """Hand the C heap's free pages back to the operating system (glibc's
+    `malloc_trim`); returns whether it could. The frameworks free their buffers
+    into glibc's per-thread heaps, which keep the pages: a JAX kernel that had
+    fitted the chapter's six small networks held 1.4 GB it had already freed
+    (BENCHMARKS.md, "Memory through the phases of training"). Elsewhere than
+    glibc, a no-op."""
+    trim = getattr(_libc(), 'malloc_trim', None)
+    if trim is None:
+        return False
+    trim(0)
+    return True
+
+
+@functools.cache
+def _libc():
+    """The C library this process runs on (None where it cannot be loaded)."""
+    try:
+        return ctypes.CDLL(None)
+    except OSError:
+        return None
 
 
 def peak_rss_mb():

@@ -342,3 +342,32 @@ def test_the_bfloat16_table_cites_a_section_of_benchmarks_md():
         cited = re.search(r'BENCHMARKS\.md, "([^"]+)"', why)
         assert cited and cited.group(1) in headings, (framework, why)
     assert trainer_lib.BaseTrainer.__init__.__defaults__[-1] == 'auto'
+
+
+def test_freed_heap_pages_go_back_to_the_system():
+    libc = trainer_lib._libc()
+    if libc is None or not hasattr(libc, 'malloc_trim') or trainer_lib.rss_mb() is None:
+        pytest.skip('needs glibc and /proc')
+    import ctypes
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    size, count = 100 * 1024, 1000   # below glibc's mmap threshold: from the heap
+    blocks = [libc.malloc(size) for _ in range(count)]
+    for block in blocks:
+        ctypes.memset(block, 1, size)   # touched, so resident
+    for block in blocks[:-1]:           # the last one keeps the freed ones off the heap's top
+        libc.free(block)
+    held = trainer_lib.rss_mb()
+    assert trainer_lib.release_free_memory()
+    released = held - trainer_lib.rss_mb()
+    libc.free(blocks[-1])
+    assert released > 0.5 * size * count / 2 ** 20
+
+
+def test_each_epoch_hands_freed_memory_back(monkeypatch):
+    monkeypatch.delenv(Budget.ENV, raising=False)
+    calls = []
+    monkeypatch.setattr(trainer_lib, 'release_free_memory', lambda: calls.append(1))
+    t = Halving(max_epochs=3)
+    t.fit(Model(), CountingData())
+    assert len(calls) >= 3
