@@ -476,16 +476,17 @@ def our_epoch(trainer):
     return time.perf_counter() - start
 
 
-def against_book(framework, pairs):
+def against_book(framework, pairs, train_batches=None):
     """Our Trainer and the book's way of training (tools/bench_book.py), one
-    epoch of the same subset each, alternated after a warm-up epoch of each:
-    ours, book, ours, book, ... Returns both rates and the median over the
-    pairs of book time over ours (`speedup`)."""
+    epoch of the same subset each (`train_batches` training batches, default
+    BOOK_TRAIN_BATCHES, and a sixth as many validation batches), alternated
+    after a warm-up epoch of each: ours, book, ours, book, ... Returns both
+    rates and the median over the pairs of book time over ours (`speedup`)."""
     from tools.bench_book import BOOKS, median_ratio
 
     from d2lsupport.data import load_split
     d2l = framework_module(framework)
-    num_train = BOOK_TRAIN_BATCHES[framework]
+    num_train = train_batches or BOOK_TRAIN_BATCHES[framework]
     num_val = max(1, num_train // 6)
     (images, labels), (val_images, val_labels) = load_split(True), load_split(False)
     book = BOOKS[framework](images[:num_train * BATCH], labels[:num_train * BATCH],
@@ -707,6 +708,8 @@ def main(argv=None):
     b.add_argument('--framework', required=True, choices=FRAMEWORKS)
     b.add_argument('--out', required=True)
     b.add_argument('--pairs', type=int, default=BOOK_PAIRS)
+    b.add_argument('--train-batches', type=int,
+                   help='training batches per epoch (default: BOOK_TRAIN_BATCHES)')
     b.add_argument('--quick', action='store_true')
     for name, help_text, option, default in (
             ('drift', 'per-epoch time and memory of a long fit', '--epochs', DRIFT_EPOCHS),
@@ -765,7 +768,8 @@ def main(argv=None):
             parser.error('profile: only jax and pytorch (their profilers time each operation)')
         bench = {args.framework: {'profile': profile(args.framework, args.steps)}}
     elif args.command == 'book':
-        bench = {args.framework: {'book': against_book(args.framework, args.pairs)}}
+        bench = {args.framework: {'book': against_book(args.framework, args.pairs,
+                                                       args.train_batches)}}
     elif args.command == 'precision':
         bench = {args.framework: {'precision': precision_only(args.framework, args.reps)}}
     elif args.command == 'accuracy':
