@@ -67,7 +67,7 @@ def test_report_merges_and_prints_the_ratios(tmp_path):
     assert '| 60.0 | 1.00x |' in rows['pytorch'] and '| 30.0 | 0.50x |' in rows['jax']
     assert 'jax XLA: 20.0' in speed
     # the pairs' ratios are 2.00, 1.50 and 3.00: their median, not a ratio of sums
-    assert '| jax | 24 + 4 | 3 | 325.8 | 179.2 | 2.00x | 2.00, 1.50, 3.00 |' in against
+    assert '| jax | 24 + 4 | 3 | 325.8 | float32 | 179.2 | 2.00x | 2.00, 1.50, 3.00 |' in against
 
 
 def test_median_ratio_pairs_each_run_with_its_neighbour():
@@ -114,6 +114,7 @@ def test_quick_comparison_with_the_book_runs_in_this_framework(checked):
     book = checked['book']
     assert book['params'] == 179290 and len(book['ours_s']) == len(book['book_s']) == 1
     assert book['ours'] > 0 and book['book'] > 0
+    assert book['precision'] in ('float32', 'bfloat16')   # as resolved from 'auto'
     assert book['speedup'] == pytest.approx(book['book_s'][0] / book['ours_s'][0], rel=1e-3)
 
 

@@ -476,12 +476,13 @@ def our_epoch(trainer):
     return time.perf_counter() - start
 
 
-def against_book(framework, pairs, train_batches=None):
-    """Our Trainer and the book's way of training (tools/bench_book.py), one
-    epoch of the same subset each (`train_batches` training batches, default
-    BOOK_TRAIN_BATCHES, and a sixth as many validation batches), alternated
-    after a warm-up epoch of each: ours, book, ours, book, ... Returns both
-    rates and the median over the pairs of book time over ours (`speedup`)."""
+def against_book(framework, pairs, train_batches=None, precision='auto'):
+    """Our Trainer (at `precision`; 'auto' is what a reader gets) and the book's
+    way of training (tools/bench_book.py, float32), one epoch of the same subset
+    each (`train_batches` training batches, default BOOK_TRAIN_BATCHES, and a
+    sixth as many validation batches), alternated after a warm-up epoch of each:
+    ours, book, ours, book, ... Returns both rates, the precision ours computed
+    in, and the median over the pairs of book time over ours (`speedup`)."""
     from tools.bench_book import BOOKS, median_ratio
 
     from d2lsupport.data import load_split
@@ -499,7 +500,7 @@ def against_book(framework, pairs, train_batches=None):
                          f'and ours {ours_params:,}; they must be the same network')
     data = d2l.FashionMNIST(batch_size=BATCH, resize=(SIZE, SIZE),
                             num_train=num_train * BATCH, num_val=num_val * BATCH)
-    trainer = rendering_trainer(d2l, 1)
+    trainer = rendering_trainer(d2l, 1, precision)
     trainer.fit(ours_model, data)   # warm-up: compiles, starts the data
     book.fit_epoch()
     ours, theirs = [], []
@@ -508,7 +509,7 @@ def against_book(framework, pairs, train_batches=None):
         theirs.append(round(book.fit_epoch(), 3))
     images_per_epoch = (num_train + num_val) * BATCH
     return {'train_batches': num_train, 'val_batches': num_val, 'params': ours_params,
-            'ours_s': ours, 'book_s': theirs,
+            'precision': trainer.precision, 'ours_s': ours, 'book_s': theirs,
             'ours': rate(statistics.median(ours), images_per_epoch),
             'book': rate(statistics.median(theirs), images_per_epoch),
             'speedup': median_ratio(ours, theirs)}
@@ -658,15 +659,16 @@ def speed_table(bench):
 
 def book_table(bench):
     """Ours against the book, per framework: rates and the median pairwise ratio."""
-    lines = ['| framework | epoch (train + val batches) | pairs | ours (images/s) '
+    lines = ['| framework | epoch (train + val batches) | pairs | ours (images/s) | ours computed in '
              '| book (images/s) | ours / book, median of pairs | pairwise ratios |',
-             '|---|---|---:|---:|---:|---:|---|']
+             '|---|---|---:|---:|---|---:|---:|---|']
     for fw in FRAMEWORKS:
         b = bench.get(fw, {}).get('book')
         if b:
             ratios = ', '.join(f'{t / o:.2f}' for o, t in zip(b['ours_s'], b['book_s']))
             lines.append(f'| {fw} | {b["train_batches"]} + {b["val_batches"]} | '
-                         f'{len(b["ours_s"])} | {b["ours"]:.1f} | {b["book"]:.1f} | '
+                         f'{len(b["ours_s"])} | {b["ours"]:.1f} | '
+                         f'{b.get("precision", "float32")} | {b["book"]:.1f} | '
                          f'{b["speedup"]:.2f}x | {ratios} |')
     return '\n'.join(lines)
 
@@ -708,6 +710,8 @@ def main(argv=None):
     b.add_argument('--framework', required=True, choices=FRAMEWORKS)
     b.add_argument('--out', required=True)
     b.add_argument('--pairs', type=int, default=BOOK_PAIRS)
+    b.add_argument('--precision', choices=('auto', 'float32', 'bfloat16'), default='auto',
+                   help="our Trainer's precision (default: auto, as a reader's)")
     b.add_argument('--train-batches', type=int,
                    help='training batches per epoch (default: BOOK_TRAIN_BATCHES)')
     b.add_argument('--quick', action='store_true')
@@ -769,7 +773,7 @@ def main(argv=None):
         bench = {args.framework: {'profile': profile(args.framework, args.steps)}}
     elif args.command == 'book':
         bench = {args.framework: {'book': against_book(args.framework, args.pairs,
-                                                       args.train_batches)}}
+                                                       args.train_batches, args.precision)}}
     elif args.command == 'precision':
         bench = {args.framework: {'precision': precision_only(args.framework, args.reps)}}
     elif args.command == 'accuracy':
