@@ -230,6 +230,7 @@ class BaseTrainer(HyperParameters):
         self.epochs = max(self.epochs, self.epoch + 1)
         train_loss = self._train_epoch()
         val_loss, val_acc = self._validate()
+        release_free_memory()
         self.epoch += 1
         return train_loss, val_loss, val_acc
 
@@ -331,7 +332,6 @@ class BaseTrainer(HyperParameters):
         """One epoch of training and validation, recorded; False when the time
         limit says to stop."""
         train_loss, val_loss, val_acc = self.fit_epoch()
-        release_free_memory()
         self.wall_time = time.perf_counter() - start
         self.history.append({'epoch': self.epoch, 'train_loss': train_loss,
                              'val_loss': val_loss, 'val_acc': val_acc,
