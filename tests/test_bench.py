@@ -2,14 +2,16 @@
 
 Timings themselves are never asserted: `make bench` reports them.
 """
+import gzip
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from conftest import ROOT
-from tools import bench, bench_book
+from tools import bench, bench_book, real_book
 
 
 def run_bench(*args, check=False):
@@ -204,3 +206,13 @@ def test_report_tables_of_the_long_run_and_batch_norm_checks(tmp_path):
     assert '| mxnet | 30, 20, 20, 25 | 11% MISSED | 900, 1000, 1000, 1100 | +10.0% MISSED |' in text
     assert '| mxnet | 100 | 0.700 | 0.750 | 0.650 | 0.770 |' in text
     assert 'trainer / fastest' not in text              # no speed measurements merged
+
+
+def test_the_real_books_data_are_our_files_unpacked(tmp_path, mirror):
+    # torchvision's FashionMNIST reads the four files uncompressed from
+    # <root>/FashionMNIST/raw; tools.real_book puts ours there, byte for byte
+    root = real_book.raw_files(tmp_path, root=mirror)
+    assert root == tmp_path
+    for name in real_book.FILES:
+        unpacked = tmp_path / 'FashionMNIST' / 'raw' / name.removesuffix('.gz')
+        assert unpacked.read_bytes() == gzip.decompress((Path(mirror) / name).read_bytes())
