@@ -50,7 +50,8 @@ def fake_framework(trainer):
 
 
 def test_report_merges_and_prints_the_ratios(tmp_path):
-    book = {'train_batches': 24, 'val_batches': 4, 'params': 179290, 'ours_s': [10.0, 12.0, 11.0],
+    book = {'train_batches': 24, 'val_batches': 4, 'params': 179290, 'precision': 'float32',
+            'ours_s': [10.0, 12.0, 11.0],
             'book_s': [20.0, 18.0, 33.0], 'ours': 325.8, 'book': 179.2, 'speedup': 2.0}
     paths = []
     for name, record in {'pytorch': {'pytorch': fake_framework(60.0)},

@@ -50,7 +50,7 @@ from pathlib import Path
 
 from d2lsupport import records
 from d2lsupport.core import FRAMEWORKS, cpu_bfloat16, framework_module, image_shape, machine_info
-from d2lsupport.trainer import RESULTS_ENV, peak_rss_mb, rss_mb
+from d2lsupport.trainer import PRECISIONS, RESULTS_ENV, peak_rss_mb, rss_mb
 
 BATCH, SIZE, LR = 128, 96, 0.05
 TRAIN_BATCHES, VAL_BATCHES = 24, 4   # per epoch of the end-to-end runs (6:1 images)
@@ -668,7 +668,7 @@ def book_table(bench):
             ratios = ', '.join(f'{t / o:.2f}' for o, t in zip(b['ours_s'], b['book_s']))
             lines.append(f'| {fw} | {b["train_batches"]} + {b["val_batches"]} | '
                          f'{len(b["ours_s"])} | {b["ours"]:.1f} | '
-                         f'{b.get("precision", "float32")} | {b["book"]:.1f} | '
+                         f'{b["precision"]} | {b["book"]:.1f} | '
                          f'{b["speedup"]:.2f}x | {ratios} |')
     return '\n'.join(lines)
 
@@ -710,7 +710,7 @@ def main(argv=None):
     b.add_argument('--framework', required=True, choices=FRAMEWORKS)
     b.add_argument('--out', required=True)
     b.add_argument('--pairs', type=int, default=BOOK_PAIRS)
-    b.add_argument('--precision', choices=('auto', 'float32', 'bfloat16'), default='auto',
+    b.add_argument('--precision', choices=PRECISIONS, default='auto',
                    help="our Trainer's precision (default: auto, as a reader's)")
     b.add_argument('--train-batches', type=int,
                    help='training batches per epoch (default: BOOK_TRAIN_BATCHES)')

@@ -33,16 +33,19 @@ import time
 import types
 from pathlib import Path
 
+from tools.bench import BATCH, LR, SIZE, our_epoch, rate, rendering_trainer
+from tools.bench_book import BookPyTorch, median_ratio
+
 from d2lsupport import records
 from d2lsupport.core import atomic_file, image_shape
 from d2lsupport.data import FILES, ensure_files, load_split
+from d2lsupport.trainer import PRECISIONS
 
 # The book's package and what its PyTorch module imports that the PyTorch
 # environment lacks, at the versions measured.
 PACKAGES = ('d2l==1.0.3', 'torchvision==0.28.0', 'pandas==3.1.1', 'pytz==2026.6',
             'scipy==1.17.1', 'requests==2.34.2', 'charset_normalizer==3.5.3', 'idna==3.20',
             'urllib3==2.8.0', 'certifi==2026.10.19.post1')
-BATCH, SIZE, LR = 128, 96, 0.05
 CONTENDERS = ('ours', 'real_book', 'baseline')
 
 
@@ -127,9 +130,6 @@ class RealBook:
 def compare(folder, train_batches, rounds, precision):
     """Seconds per epoch of the three contenders, rounds alternated, and their
     speed ratios (medians over the rounds)."""
-    from tools.bench import our_epoch, rate, rendering_trainer
-    from tools.bench_book import BookPyTorch, median_ratio
-
     from d2lsupport import torch as ours
     d2l = install(folder / 'packages')
     raw_files(folder / 'data')
@@ -177,7 +177,7 @@ def main(argv=None):
     parser.add_argument('--out', required=True)
     parser.add_argument('--train-batches', type=int, default=50)
     parser.add_argument('--rounds', type=int, default=3)
-    parser.add_argument('--precision', choices=('auto', 'float32', 'bfloat16'),
+    parser.add_argument('--precision', choices=PRECISIONS,
                         default='auto', help="our Trainer's (default: auto, as a reader's)")
     args = parser.parse_args(argv)
     result = compare(args.folder.resolve(), args.train_batches, args.rounds, args.precision)
